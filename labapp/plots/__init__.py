@@ -1,0 +1,1 @@
+"""Plots: pure functions from an experiment result to a matplotlib ``Figure`` (no I/O, no show)."""

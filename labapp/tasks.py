@@ -1,0 +1,243 @@
+"""The lab's one Huey instance and the demo tasks the curriculum uses.
+
+Workers import this module as ``labapp.tasks.huey`` (through :mod:`labapp.worker`) and find
+their server in ``LAB_NAME``/``LAB_REDIS_URL``, which the supervisor sets. In a notebook,
+``Lab.start()`` points the same instance at the running lab with :func:`bind`; before that,
+enqueueing raises :class:`LabNotRunning` instead of quietly talking to some other Redis.
+
+Every demo task has a parameter spec, so the Flask endpoints and ``lab.enqueue`` accept
+only whitelisted tasks with bounded values (Huey pickles what it enqueues).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import time
+from typing import Any, Callable
+
+from huey import RedisHuey
+from huey.api import Task, TaskWrapper
+
+from labapp import events
+
+READ_TIMEOUT = 0.25  # seconds a worker blocks on BRPOP; also bounds a graceful stop
+
+
+class LabNotRunning(RuntimeError):
+    """Enqueueing before a lab is running (or from a process the lab did not set up)."""
+
+
+class TaskNotImportable(RuntimeError):
+    """The task lives in the notebook's ``__main__``, which worker processes cannot import."""
+
+
+class _Unbound:
+    """Storage stand-in until :func:`bind` is called: every use explains what to do."""
+
+    name = "unbound"
+    blocking = True
+
+    def __getattr__(self, attr: str) -> Any:
+        raise LabNotRunning("no lab is running in this process: run `lab = Lab.start()` first")
+
+
+class LabHuey(RedisHuey):
+    """RedisHuey that refuses notebook-defined tasks and runs our consumer subclass."""
+
+    def enqueue(self, task: Task) -> Any:
+        module = type(task).__module__
+        if module == "__main__":
+            raise TaskNotImportable(
+                f"task {task.name!r} is defined in the notebook, and workers are separate "
+                "processes that cannot import it: put it in a file (e.g. `%%writefile "
+                "mytasks.py`) and run `lab.load_tasks('mytasks')`")
+        return super().enqueue(task)
+
+    def create_consumer(self, **options: Any) -> Any:
+        from labapp.worker import LabConsumer
+        return LabConsumer(self, **options)
+
+
+def _storage_kwargs(url: str) -> dict[str, Any]:
+    return {"url": url, "blocking": True, "read_timeout": READ_TIMEOUT, "notify_result": True}
+
+
+huey = LabHuey(os.environ.get("LAB_NAME", "unbound"), store_intermediate_errors=False,
+               **_storage_kwargs(os.environ.get("LAB_REDIS_URL", "redis://127.0.0.1:6379/15")))
+if not os.environ.get("LAB_REDIS_URL"):
+    huey.storage = _Unbound()
+recorder = events.EventRecorder(huey, batched=os.environ.get("LAB_ROLE") == "worker")
+huey.signal()(recorder)
+
+_storages: dict[tuple[str, str], Any] = {}
+
+
+def bind(name: str, url: str) -> None:
+    """Point the module's Huey instance at lab ``name`` on ``url`` (cheap when already there)."""
+    if huey.name == name and getattr(huey.storage, "_lab_url", None) == url:
+        return
+    storage = _storages.get((name, url))
+    if storage is None:
+        storage = huey.storage_class(name, **_storage_kwargs(url))
+        storage._lab_url = url
+        _storages[(name, url)] = storage
+    huey.name = name
+    huey.storage = storage
+
+
+def unbind(name: str) -> None:
+    """Forget lab ``name``'s connection (after it stopped)."""
+    for key in [k for k in _storages if k[0] == name]:
+        _storages.pop(key).pool.disconnect()
+    if huey.name == name:
+        huey.storage = _Unbound()
+
+
+# --------------------------------------------------------------------------- specs
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One accepted argument: its type, bounds and default."""
+
+    kind: type
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    pattern: str | None = None
+
+    def check(self, task: str, field: str, value: Any) -> Any:
+        """Return ``value`` if allowed, else raise ``ValueError`` with the allowed range."""
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) or not isinstance(value, self.kind):
+            raise ValueError(f"{task}: {field} must be a {self.kind.__name__}, "
+                             f"got {type(value).__name__}")
+        if self.kind is str:
+            if not re.fullmatch(self.pattern or r".{0,200}", value):
+                raise ValueError(f"{task}: {field} must match {self.pattern}")
+        elif not (self.low <= value <= self.high):
+            raise ValueError(f"{task}: {field}={value} is out of range "
+                             f"({self.low} to {self.high})")
+        return value
+
+
+KEY = r"[A-Za-z0-9_.:-]{1,64}"
+#: Huey options accepted with any task (retries are off unless asked for: Huey's default).
+OPTIONS = {
+    "retries": Param(int, 0, 0, 10),
+    "retry_delay": Param(float, 0.0, 0.0, 30.0),
+    "retry_backoff": Param(float, 0.0, 0.0, 4.0),
+}
+TASKS: dict[str, TaskWrapper] = {}
+SPECS: dict[str, dict[str, Param]] = {}
+
+
+def demo(**params: Param) -> Callable[[Callable[..., Any]], TaskWrapper]:
+    """Register a function as a Huey task that HTTP and ``lab.enqueue`` may name."""
+    def decorator(fn: Callable[..., Any]) -> TaskWrapper:
+        wrapper = huey.task()(fn)
+        TASKS[fn.__name__] = wrapper
+        SPECS[fn.__name__] = params
+        return wrapper
+    return decorator
+
+
+def validate(task: str, params: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Check a request for ``task``; return (task arguments, Huey options) or raise ValueError."""
+    if task not in SPECS:
+        raise LookupError(f"unknown task {task!r}: choose one of {', '.join(sorted(SPECS))}")
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise ValueError(f"{task}: send a JSON object of parameters, e.g. {{}}")
+    spec = SPECS[task]
+    unknown = sorted(set(params) - set(spec) - set(OPTIONS))
+    if unknown:
+        allowed = ", ".join(list(spec) + list(OPTIONS))
+        raise ValueError(f"{task}: unknown parameter {unknown[0]!r} (allowed: {allowed})")
+    args = {f: p.check(task, f, params.get(f, p.default)) for f, p in spec.items()}
+    options = {f: p.check(task, f, params[f]) for f, p in OPTIONS.items() if f in params}
+    return args, options
+
+
+def signature(task: str, params: dict[str, Any] | None = None) -> Task:
+    """A validated, not yet enqueued Huey task (use ``huey.enqueue`` or ``.then``)."""
+    args, options = validate(task, params)
+    return TASKS[task].s(**args, **options)
+
+
+def _conn() -> Any:
+    return huey.storage.conn
+
+
+def lab_key(*parts: str) -> str:
+    """A Redis key inside this lab's namespace."""
+    return ".".join(("lab", huey.name, *parts))
+
+
+# --------------------------------------------------------------------------- demo tasks
+@demo()
+def noop() -> None:
+    """Do nothing: measures the queue's own overhead."""
+
+
+@demo(seconds=Param(float, 1.0, 0.0, 30.0))
+def sleep(seconds: float = 1.0) -> float:
+    """Wait ``seconds`` (a stand-in for I/O: an API call, a slow query); returns the seconds."""
+    time.sleep(seconds)
+    return seconds
+
+
+@demo(n=Param(int, 1_000_000, 1, 50_000_000))
+def cpu(n: int = 1_000_000) -> int:
+    """Pure-Python arithmetic loop (CPU-bound: holds the GIL); returns a checksum."""
+    total = 0
+    for i in range(n):
+        total += i * i % 7
+    return total
+
+
+class TransientError(Exception):
+    """A failure that goes away if you try again (a flaky network, a busy service)."""
+
+
+@demo(key=Param(str, "flaky", pattern=KEY), fail_times=Param(int, 1, 0, 20))
+def flaky(key: str = "flaky", fail_times: int = 1) -> int:
+    """Fail the first ``fail_times`` attempts for ``key``, then succeed; returns the attempt."""
+    attempt = _conn().incr(lab_key("flaky", key))
+    if attempt <= fail_times:
+        raise TransientError(f"attempt {attempt} of {key!r} failed (fails {fail_times}x)")
+    return attempt
+
+
+@demo(key=Param(str, "race", pattern=KEY), seconds=Param(float, 0.05, 0.0, 5.0))
+def step_a(key: str = "race", seconds: float = 0.05) -> str:
+    """First step of a pipeline: work for ``seconds``, then store its output under ``key``."""
+    time.sleep(seconds)
+    _conn().set(lab_key("race", key), "ready", ex=3600)
+    return key
+
+
+@demo(key=Param(str, "race", pattern=KEY))
+def step_b(key: str = "race", *_upstream: Any) -> str:
+    """Second step: read what ``step_a`` stored; returns ``ok`` or ``missing`` (a race)."""
+    found = _conn().get(lab_key("race", key))
+    outcome = "ok" if found else "missing"
+    _conn().rpush(lab_key("race", "outcomes"), f"{key}:{outcome}")
+    return outcome
+
+
+@demo(seq=Param(int, 0, 0, 1_000_000), seconds=Param(float, 0.0, 0.0, 5.0))
+def record(seq: int = 0, seconds: float = 0.0) -> int:
+    """Wait ``seconds``, then append ``seq`` to a list: completion order, made visible."""
+    time.sleep(seconds)
+    _conn().rpush(lab_key("record"), seq)
+    return seq
+
+
+@demo(to=Param(str, "learner@example.com", pattern=r"[^@\s]{1,64}@[^@\s]{1,190}"),
+      seconds=Param(float, 0.5, 0.0, 10.0))
+def send_email(to: str = "learner@example.com", seconds: float = 0.5) -> str:
+    """Pretend to send an email (waits ``seconds`` like an SMTP round trip); returns a receipt."""
+    time.sleep(seconds)
+    return f"sent to {to}"
