@@ -267,6 +267,17 @@ class Lab:
         self._save_state()
         return self
 
+    def restart_web(self, web_threads: int | None = None) -> "Lab":
+        """Restart the Flask process, optionally with a different request-thread pool size."""
+        config = dataclasses.replace(self.config, web_threads=web_threads or self.config.web_threads)
+        procs.stop_group(self.web, signal.SIGTERM, grace=1.0)
+        self.config = dataclasses.replace(config, web_port=self.port or config.web_port)
+        self._spawn_web()
+        self._wait_web()
+        self.config = config
+        self._save_state()
+        return self
+
     def kill_worker(self, index: int = 0, sig: int = signal.SIGKILL) -> int:
         """Send ``sig`` to worker ``index`` as a crash would; returns the pid signalled.
 
