@@ -297,6 +297,11 @@ class Lab:
             os.kill(pid, sig)
         return pid
 
+    def worker_command(self, workers: int = 1) -> str:
+        """The shell command that starts extra workers for this lab from another terminal."""
+        return (f"{sys.executable} -m labapp worker --name {self.name} "
+                f"--redis-url '{self.redis_url}' -w {workers}")
+
     def _consumer_alive(self) -> bool:
         return self.consumer is not None and self.consumer.poll() is None
 

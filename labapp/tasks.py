@@ -37,6 +37,7 @@ class _Unbound:
 
     name = "unbound"
     blocking = True
+    _lab_url = None
 
     def __getattr__(self, attr: str) -> Any:
         raise LabNotRunning("no lab is running in this process: run `lab = Lab.start()` first")
