@@ -43,7 +43,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     if app.config["LAB_NAME"] and app.config["LAB_REDIS_URL"]:
-        tasks.bind(app.config["LAB_NAME"], app.config["LAB_REDIS_URL"])
+        lab = (app.config["LAB_NAME"], app.config["LAB_REDIS_URL"])
+        tasks.bind(*lab)
+        # One process may host apps of several labs (tests do): bind per request (cheap).
+        app.before_request(lambda: tasks.bind(*lab))
     # Behind jupyter-server-proxy the app lives under /…/proxy/<port>/; pages use relative URLs.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)  # type: ignore[method-assign]
     app.register_blueprint(bp)
