@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from huey import RedisHuey
 from huey.api import Task, TaskWrapper
+from huey.exceptions import ResultTimeout
 
 from labapp import events
 
@@ -69,7 +70,8 @@ huey = LabHuey(os.environ.get("LAB_NAME", "unbound"), store_intermediate_errors=
 if not os.environ.get("LAB_REDIS_URL"):
     huey.storage = _Unbound()
 recorder = events.EventRecorder(huey, batched=os.environ.get("LAB_ROLE") == "worker")
-huey.signal()(recorder)
+if os.environ.get("LAB_EVENTS", "on") != "off":  # "off" only to measure what events cost
+    huey.signal()(recorder)
 
 _storages: dict[tuple[str, str], Any] = {}
 
@@ -242,3 +244,18 @@ def send_email(to: str = "learner@example.com", seconds: float = 0.5) -> str:
     """Pretend to send an email (waits ``seconds`` like an SMTP round trip); returns a receipt."""
     time.sleep(seconds)
     return f"sent to {to}"
+
+
+@demo(key=Param(str, "race", pattern=KEY), after=Param(str, "", pattern=r"[0-9a-f-]{0,64}"),
+      timeout=Param(float, 10.0, 0.0, 30.0))
+def step_b_after(key: str = "race", after: str = "", timeout: float = 10.0) -> str:
+    """``step_b`` that first waits (up to ``timeout`` s) for task ``after`` (step_a) to finish.
+
+    It holds a worker while it waits, so it needs a second worker free to run step_a.
+    """
+    if after:
+        try:
+            huey.result(after, blocking=True, timeout=timeout, preserve=True)
+        except ResultTimeout:
+            pass  # then the read below reports "missing", which is what happened
+    return step_b.call_local(key)

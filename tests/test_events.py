@@ -41,16 +41,19 @@ def test_read_since_cursor_and_block(broker):
     import redis
     conn = redis.Redis.from_url(broker.url)
     assert events.last_id(conn, "x") == "0-0"
-    for i in range(3):
-        pipe = conn.pipeline()
-        events.write(pipe, "x", {"k": "enqueued", "i": f"t{i}", "n": "noop", "w": "notebook",
-                                 "p": "1", "t": str(float(i)), "r": "0", "d": ""})
-        pipe.execute()
+    batch = [{"k": "enqueued", "i": f"t{i}", "n": "noop", "w": "notebook",
+              "p": "1", "t": str(float(i)), "r": "0", "d": ""} for i in range(3)]
+    assert events.write(conn, "x", batch) == 3
     every = events.read(conn, "x")
     assert [e.task_id for e in every] == ["t0", "t1", "t2"]
     assert [e.task_id for e in events.read(conn, "x", since=every[0].id)] == ["t1", "t2"]
     assert events.read(conn, "x", since=every[-1].id, block=0.05) == []
     assert events.states(conn, "x", ["t1", "zz"]) == {"t1": "enqueued", "zz": None}
+    events.write(conn, "x", [dict(batch[0], k="executing", w="worker-1"),
+                             dict(batch[1], k="error", r="2"), dict(batch[2], k="error", r="0")])
+    assert events.states(conn, "x", ["t0", "t1", "t2"]) == {"t0": "executing", "t1": "retrying",
+                                                           "t2": "error"}
+    assert conn.hgetall(events.keys("x")["busy"]) == {b"worker-1": b"t0|noop|0.0|1"}
     events.clear(conn, "x")
     assert events.read(conn, "x") == []
 
