@@ -1,0 +1,76 @@
+"""The curriculum notebooks: run headless, measured, linked, committed without outputs."""
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tests.notebook_runner import run_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+EXPECTED = ["00_start_here", "01_what_is_a_task_queue", "02_why_in_flask",
+            "03_workers_are_processes", "04_tools", "05_results_failures_retries",
+            "06_scaling_and_monitoring", "07_myth_busters", "08_expert_zone",
+            "09_when_not_to_use_and_pitfalls"]
+# Notebooks whose curriculum rows ask for a predict → run → reveal block.
+NEEDS_PREDICT = set(EXPECTED[3:])
+BUDGET_S = 45
+TIMES = ROOT / "test-artifacts" / "notebook-times.json"
+
+
+def _source(path):
+    return "\n".join(c.source for c in nbformat.read(path, as_version=4).cells)
+
+
+def test_all_curriculum_notebooks_exist():
+    assert [p.stem for p in NOTEBOOKS] == EXPECTED
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, cell.source[:60]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_structure(path):
+    nb = nbformat.read(path, as_version=4)
+    first_md = nb.cells[0]
+    assert first_md.cell_type == "markdown" and first_md.source.lstrip().startswith("# ")
+    assert re.search(r"(?i)time|minutes", first_md.source), "say how long it takes"
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    assert "Lab.start(" in code[0], "the first code cell starts (or reuses) the lab"
+    assert code[-1].strip().endswith("lab.stop()"), "the last code cell stops the lab"
+    src = _source(path)
+    assert "import *" not in src and "%run" not in src
+    if path.stem in NEEDS_PREDICT:
+        assert "Predict(" in src
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_links_resolve(path):
+    for target in re.findall(r"\]\(([^)#\s]+\.ipynb)", _source(path)):
+        assert (path.parent / target).resolve().exists(), f"{path.name} links to missing {target}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_runs_headless_and_leaves_nothing(path, tmp_path_factory):
+    run_root = Path(f"/tmp/qnb-{path.stem[:2]}")  # short: unix socket paths are limited
+    run = run_notebook(path, run_root, timeout=120, cwd=tmp_path_factory.mktemp(path.stem[:2]))
+    assert not run.leftovers, f"lab processes left after {path.name}: {run.leftovers}"
+    outputs = [o for c in run.notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs) or path.stem == "00_start_here", \
+        "each curriculum notebook shows at least one measured figure"
+    TIMES.parent.mkdir(exist_ok=True)
+    times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
+    times[path.stem] = round(run.seconds, 1)
+    TIMES.write_text(json.dumps(times, indent=1, sort_keys=True))
+    # A generous sanity bound; the 45 s budget itself is reported, not asserted to the second.
+    assert run.seconds < 2 * BUDGET_S, f"{path.name} took {run.seconds:.0f} s (budget {BUDGET_S} s)"
