@@ -152,6 +152,7 @@ class EventRecorder:
         self._pending: collections.deque[tuple[str, dict[str, str]]] = collections.deque()
         self._wake = threading.Event()
         self._pid = 0
+        self._writing = False
         self._thread: threading.Thread | None = None
         atexit.register(self.flush)
 
@@ -176,16 +177,22 @@ class EventRecorder:
         self._thread.start()
 
     def _flush_forever(self) -> None:
+        last = 0.0
         while True:
             self._wake.wait()
-            # Linger briefly so one round trip carries many events: waking per event costs
-            # a thread switch each time. Times were taken at the signal, so none shift.
-            time.sleep(LINGER)
+            # Under load, write at most every LINGER seconds so one round trip carries many
+            # events (waking per event costs a thread switch each time); when idle, write at
+            # once so waiters see events promptly. Times were taken at the signal: none shift.
+            pause = last + LINGER - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
             self._wake.clear()
             self._write_pending()
+            last = time.monotonic()
 
     def _write_pending(self) -> None:
         while self._pending:
+            self._writing = True  # flush() must also wait for the batch taken off the deque
             batches: dict[str, list[dict[str, str]]] = {}
             for _ in range(min(len(self._pending), 500)):
                 name, fields = self._pending.popleft()
@@ -195,6 +202,7 @@ class EventRecorder:
                     write(self.huey.storage.conn, name, batch)
                 except redis.RedisError as exc:  # the server is gone (durability lesson)
                     logger.warning("dropped %d task events: %s", len(batch), exc)
+            self._writing = False
 
     def flush(self, timeout: float = 2.0) -> bool:
         """Write every event handed to the flusher; False if some are still pending at ``timeout``."""
@@ -204,9 +212,10 @@ class EventRecorder:
             self._write_pending()
             return True
         deadline = time.monotonic() + timeout
-        while (self._pending or self._wake.is_set()) and time.monotonic() < deadline:
-            time.sleep(LINGER)
-        return not self._pending
+        while (self._pending or self._wake.is_set() or self._writing) \
+                and time.monotonic() < deadline:
+            time.sleep(0.001)
+        return not (self._pending or self._writing)
 
 
 def _decode(raw: dict[bytes, bytes]) -> dict[str, str]:

@@ -99,11 +99,11 @@ class _Spawner:
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller
                     fut.set_exception(exc)
 
-    def submit(self, fn: Any) -> Any:
+    def submit(self, fn: Any) -> Future[Any]:
         self._ensure_thread()
         fut: Future[Any] = Future()
         self._jobs.put((fn, fut))
-        return fut.result()
+        return fut
 
 
 _spawner = _Spawner()
@@ -119,7 +119,14 @@ def spawn(args: list[str], *, log_path: os.PathLike[str] | str, env: dict[str, s
                 args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=env, cwd=cwd, start_new_session=True, close_fds=True,
                 preexec_fn=lambda: _preexec(parent))
-        return _spawner.submit(start)
+        fut = _spawner.submit(start)
+        try:
+            return fut.result()
+        except KeyboardInterrupt:
+            # Interrupt pressed while the spawner forked: the child exists but nobody would
+            # hold its handle, so it could never be stopped. Finish the fork, then kill it.
+            stop_group(fut.result(), signal.SIGKILL, grace=0)
+            raise
 
 
 def group_pids(pid: int) -> list[int]:

@@ -28,6 +28,7 @@ from labapp import events
 from labapp import procs
 from labapp import tasks
 from labapp.broker import Broker
+from labapp.broker import BrokerError
 from labapp.config import ConfigError, LabConfig
 
 logger = logging.getLogger(__name__)
@@ -266,6 +267,32 @@ class Lab:
         self._wait_workers()
         self._save_state()
         return self
+
+    # ------------------------------------------------------------------ broker (durability lesson)
+    def set_durable(self, durable: bool) -> "Lab":
+        """Restart the private server with AOF ``appendfsync always`` (True) or in memory only (False).
+
+        Switching restarts the server: in-memory data is lost. Clients reconnect by themselves.
+        """
+        durable = bool(durable)
+        if durable == self.broker.durable and self.broker.running:
+            return self
+        if self.config.external:
+            raise BrokerError(f"cannot switch the persistence of an external server "
+                              f"({self.redis_url}): unset REDIS_URL to let the lab start its own")
+        self.broker.stop()
+        self.broker.durable = durable
+        self.broker.start()
+        self.config = dataclasses.replace(self.config, durable=durable)
+        self._save_state()
+        return self
+
+    def crash_broker(self) -> float:
+        """SIGKILL the private server as a power cut would, start it again; returns seconds it was down."""
+        t0 = time.perf_counter()
+        self.broker.restart()
+        self._save_state()  # the server has a new pid: keep the stale-lab cleanup accurate
+        return time.perf_counter() - t0
 
     def restart_web(self, web_threads: int | None = None) -> "Lab":
         """Restart the Flask process, optionally with a different request-thread pool size."""

@@ -162,7 +162,8 @@ def api_stats() -> Any:
 
 @bp.get("/monitor")
 def monitor() -> Any:
-    return render_template("monitor.html", lab=tasks.huey.name)
+    return render_template("monitor.html", lab=tasks.huey.name,
+                           stuck_after=current_app.config["STUCK_AFTER"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -109,7 +109,8 @@ def lab_processes() -> set[int]:
             cmd = " ".join(child.cmdline())
         except psutil.Error:
             continue
-        if not ("valkey-server" in cmd or "huey_consumer" in cmd or "labapp.web" in cmd):
+        if not ("valkey-server" in cmd or "huey_consumer" in cmd or "labapp.web" in cmd
+                or "labapp.compare" in cmd or "ql-compare" in cmd):  # RQ/Celery of tools()
             continue
         try:  # the session-wide lab is meant to outlive single tests
             if child.environ().get("LAB_NAME") == "shared" or "/shared/redis.sock" in cmd:

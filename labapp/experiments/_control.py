@@ -1,0 +1,112 @@
+"""Setting the lab up for one experiment and putting it back afterwards, also after an interrupt."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import Any, Iterator
+
+from labapp import events
+from labapp import procs
+from labapp.experiments._common import Progress
+
+logger = logging.getLogger(__name__)
+
+SETTLE_TIMEOUT = 5.0  # longest wait for tasks a previous cell left running
+
+
+def require_running(lab: Any) -> None:
+    """Raise a one-line RuntimeError when ``lab`` is not running."""
+    if not lab.healthy():
+        raise RuntimeError(f"lab {lab.name!r} is not running (or a process died): "
+                           "run lab.start() first")
+
+
+def drop_pending(lab: Any) -> None:
+    """Empty the queue and the schedule (retries waiting for their time), nothing else."""
+    storage = lab.huey.storage
+    storage.flush_queue()
+    storage.flush_schedule()
+
+
+def settle(lab: Any, timeout: float = SETTLE_TIMEOUT) -> bool:
+    """Drop pending tasks and wait until no live worker is still running one; True when idle.
+
+    A measurement needs an idle lab: leftovers from an earlier cell would queue ahead of
+    the experiment's tasks. Events and results stay, so a monitor keeps its history.
+    """
+    drop_pending(lab)
+    busy_key = events.keys(lab.name)["busy"]
+
+    def idle() -> bool:
+        live = set(lab.status()["workers"])
+        busy = lab.redis.hgetall(busy_key)
+        # A worker killed mid-task leaves its entry behind forever: only live pids count.
+        return not any(int(v.decode().rsplit("|", 1)[-1]) in live for v in busy.values())
+
+    ok = procs.wait_until(idle, timeout, interval=0.01)
+    if not ok:
+        logger.warning("workers of %s are still busy after %.0f s; measuring anyway",
+                       lab.name, timeout)
+    return ok
+
+
+@contextlib.contextmanager
+def arranged(lab: Any, *, workers: int | None = None, worker_type: str | None = None,
+             web_threads: int | None = None) -> Iterator[str]:
+    """Run the block on an idle lab with these workers / web threads; yields an events cursor.
+
+    Whatever happens in the block (an exception, the notebook's Interrupt button), the
+    worker count, worker type and web pool are restored, and after a failure the
+    experiment's still-pending tasks are dropped so the lab is idle and usable again.
+    """
+    require_running(lab)
+    old_workers, old_type = lab.config.workers, lab.config.worker_type
+    old_threads = lab.config.web_threads
+    want_workers = old_workers if workers is None else workers
+    want_type = worker_type or old_type
+    ok = False
+    try:
+        if (want_workers, want_type) != (old_workers, old_type):
+            lab.scale(want_workers, want_type)
+        if web_threads is not None and web_threads != old_threads:
+            lab.restart_web(web_threads)
+        settle(lab)
+        yield lab.cursor()
+        ok = True
+    finally:
+        if not ok:
+            drop_pending(lab)
+        if (lab.config.workers, lab.config.worker_type) != (old_workers, old_type):
+            lab.scale(old_workers, old_type)
+        if lab.config.web_threads != old_threads:
+            lab.restart_web(old_threads)
+
+
+def wait_for_events(lab: Any, cursor: str, task_ids: set[str] | list[str], timeout: float,
+                    label: str = "tasks") -> list[Any]:
+    """Follow the events stream until every task in ``task_ids`` finished (or ``timeout``).
+
+    Returns those tasks' events since ``cursor``, oldest first, and shows progress meanwhile.
+    """
+    want = set(task_ids)
+    pending = set(want)
+    found: list[Any] = []
+    deadline = time.monotonic() + timeout
+    with Progress(label, len(want)) as progress:
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                logger.warning("%d of %d tasks did not finish within %.1f s",
+                               len(pending), len(want), timeout)
+                break
+            for event in events.read(lab.redis, lab.name, since=cursor,
+                                     block=min(remaining, 0.5)):
+                cursor = event.id
+                if event.task_id not in want:
+                    continue
+                found.append(event)
+                if event.terminal and event.task_id in pending:
+                    pending.discard(event.task_id)
+                    progress.update(1)
+    return found

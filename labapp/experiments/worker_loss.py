@@ -1,0 +1,218 @@
+"""Worker loss: a worker killed mid-task loses that task; a graceful restart loses nothing.
+
+Huey takes a task off the Redis list when a worker starts it, so a worker that dies while
+running it takes the task with it: at-most-once delivery. The events stream shows the
+task ``executing`` and never ``complete``. A graceful restart (SIGINT) lets running tasks
+finish and leaves queued ones in the queue for the next workers.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import time
+from typing import Any
+
+from labapp import procs
+from labapp.experiments._common import Progress
+from labapp.experiments._common import check_range
+
+logger = logging.getLogger(__name__)
+
+WORKER_TYPES = ("process", "thread")
+
+
+@dataclasses.dataclass
+class LossPhase:
+    """One scenario: the tasks, every event they produced, and the moment of the kill/restart."""
+
+    how: str                    #: "sigkill" or "graceful"
+    task_ids: list[str]         #: in enqueue order
+    events: list[Any]           #: labapp.events.Event of these tasks, oldest first
+    start: float                #: time.time() just before the first enqueue
+    action_time: float          #: time.time() of the SIGKILL / of starting the graceful restart
+    end: float                  #: time.time() when the phase stopped waiting
+    killed_pid: int | None = None
+    killed_worker: str = ""
+    #: tasks whose return value is in Huey's result store: proof they ran to the end, even
+    #: if their ``complete`` event was not recorded
+    results: list[str] = dataclasses.field(default_factory=list)
+
+    def kinds(self, task_id: str) -> list[str]:
+        """Event kinds of one task, in order."""
+        return [e.kind for e in self.events if e.task_id == task_id]
+
+    @property
+    def completed(self) -> list[str]:
+        """Tasks that finished: a ``complete`` event, or their result in the result store."""
+        return [t for t in self.task_ids if "complete" in self.kinds(t) or t in self.results]
+
+    @property
+    def unrecorded(self) -> list[str]:
+        """Completed tasks whose ``complete`` event is missing (the worker exited before writing it)."""
+        return [t for t in self.completed if "complete" not in self.kinds(t)]
+
+    @property
+    def lost(self) -> list[str]:
+        """Tasks that never finished: no ``complete`` event and no stored result."""
+        done = set(self.completed)
+        return [t for t in self.task_ids if t not in done]
+
+    @property
+    def lost_while_executing(self) -> list[str]:
+        """Lost tasks whose events show ``executing`` with nothing after it."""
+        return [t for t in self.lost if self.kinds(t)[-1:] == ["executing"]]
+
+
+@dataclasses.dataclass
+class WorkerLossResult:
+    """The SIGKILL phase and the graceful-restart phase, with every event of their tasks."""
+
+    worker_type: str
+    workers: int
+    seconds: float
+    kill: LossPhase
+    graceful: LossPhase
+
+    @property
+    def lost_on_kill(self) -> int:
+        """Tasks lost when a worker was SIGKILLed mid-task."""
+        return len(self.kill.lost)
+
+    @property
+    def lost_on_restart(self) -> int:
+        """Tasks lost in the graceful restart (expected 0)."""
+        return len(self.graceful.lost)
+
+    def __repr__(self) -> str:
+        k, g = self.kill, self.graceful
+        lost = ", ".join(f"{t[:8]} ({' → '.join(k.kinds(t))}, no completion)" for t in k.lost)
+        who = (f"{k.killed_worker} (pid {k.killed_pid})" if self.worker_type == "process" else
+               f"the consumer (pid {k.killed_pid}, all {self.workers} thread workers)")
+        return (f"Worker loss ({self.workers} {self.worker_type} workers, tasks of {self.seconds} s):\n"
+                f"  SIGKILL {who} mid-task: "
+                f"{len(k.completed)}/{len(k.task_ids)} completed, {len(k.lost)} lost"
+                f"{': ' + lost if lost else ''}\n"
+                f"  graceful restart with tasks running and queued: "
+                f"{len(g.completed)}/{len(g.task_ids)} completed, {len(g.lost)} lost"
+                + "".join(f"\n  ({len(p.unrecorded)} completed task(s) of the {p.how} phase "
+                          "have a stored result but no 'complete' event)"
+                          for p in (k, g) if p.unrecorded))
+
+
+def worker_loss(lab: Any, tasks: int = 4, seconds: float = 0.5, workers: int = 2,
+                worker_type: str = "process", timeout: float = 20.0) -> WorkerLossResult:
+    """SIGKILL a worker while it runs a task, then restart the workers gracefully; compare losses.
+
+    Uses ``tasks`` × ``sleep(seconds)`` per phase on ``workers`` workers. Process workers
+    die alone (Huey starts a replacement); thread workers share one process, so killing
+    one kills all and the lab restarts them. Workers are restored afterwards.
+    """
+    check_range("tasks", tasks, 2, 50, integer=True)
+    check_range("seconds", seconds, 0.1, 5.0)
+    check_range("workers", workers, 1, 8, integer=True)
+    check_range("timeout", timeout, 2.0, 120.0)
+    if worker_type not in WORKER_TYPES:
+        raise ValueError(f"worker_type={worker_type!r}: use one of {WORKER_TYPES}")
+    if tasks <= workers:
+        raise ValueError(f"tasks={tasks} must be more than workers={workers}, so some "
+                         f"tasks are still queued during the restart")
+    saved = (lab.config.workers, lab.config.worker_type)
+    progress = Progress("worker_loss", 2)
+    try:
+        lab.scale(workers, worker_type)
+        kill = _phase(lab, "sigkill", tasks, seconds, timeout)
+        progress.update(1, "sigkill")
+        graceful = _phase(lab, "graceful", tasks, seconds, timeout)
+        progress.update(1, "graceful restart")
+    finally:
+        try:
+            lab.scale(*saved)  # also replaces a consumer that died with its threads
+        finally:
+            progress.close()
+    return WorkerLossResult(worker_type=worker_type, workers=workers, seconds=seconds,
+                            kill=kill, graceful=graceful)
+
+
+def _phase(lab: Any, how: str, count: int, seconds: float, timeout: float) -> LossPhase:
+    cursor = lab.cursor()
+    start = time.time()
+    handles = lab.enqueue_many("sleep", count, seconds=seconds)
+    ids = [h.id for h in handles]
+    mine = set(ids)
+    first = _first_executing(lab, cursor, mine, timeout)
+    action = time.time()
+    killed_pid, killed_worker, doomed = None, "", set()
+    if how == "sigkill":
+        pids = lab.status()["workers"]
+        killed_pid, killed_worker = first.pid, first.worker
+        lab.kill_worker(pids.index(first.pid), signal.SIGKILL)
+        doomed = _doomed(lab, cursor, mine, first.pid)
+        if lab.config.worker_type == "thread":
+            lab.restart_workers()  # the whole consumer died: start a new one for the rest
+    else:
+        lab.restart_workers()
+    finished: set[str] = set()
+
+    def all_finished() -> bool:
+        finished.clear()
+        finished.update(_finished(lab, cursor, mine))
+        return mine - doomed <= finished
+
+    if not procs.wait_until(all_finished, timeout, max_interval=0.05):
+        logger.warning("worker_loss %s: some tasks did not finish in %.0f s", how, timeout)
+    if doomed:
+        # The doomed tasks would have finished by now; poll briefly so a late completion
+        # (which would disprove the lesson) is seen rather than missed.
+        procs.wait_until(lambda: bool(doomed & _finished(lab, cursor, doomed)), 0.2)
+    events = [e for e in lab.events(since=cursor) if e.task_id in mine]
+    storage = lab.huey.storage
+    results = [i for i in ids if storage.has_data_for_key(i)]
+    return LossPhase(how=how, task_ids=ids, events=events, start=start, action_time=action,
+                     end=time.time(), killed_pid=killed_pid, killed_worker=killed_worker,
+                     results=results)
+
+
+def _first_executing(lab: Any, cursor: str, mine: set[str], timeout: float) -> Any:
+    found: list[Any] = []
+
+    def seen() -> bool:
+        found[:] = [e for e in lab.events(since=cursor)
+                    if e.kind == "executing" and e.task_id in mine]
+        return bool(found)
+
+    if not procs.wait_until(seen, timeout):
+        raise TimeoutError(f"no worker started a task within {timeout} s: "
+                           f"see lab.logs('worker')")
+    return found[0]
+
+
+def _doomed(lab: Any, cursor: str, mine: set[str], pid: int) -> set[str]:
+    """Tasks that died with process ``pid`` (call right after killing it)."""
+    if lab.config.worker_type == "thread":
+        # Every worker thread died with the consumer: whatever it had taken off the queue
+        # and not completed is gone, even a task whose "executing" event it had not
+        # written yet. Nobody dequeues until the consumer is restarted.
+        queued = {t.id for t in lab.huey.pending()}
+        done = {e.task_id for e in lab.events(since=cursor) if e.terminal}
+        return mine - queued - done
+    running: set[str] = set()
+    for e in lab.events(since=cursor):  # a process worker runs one task at a time
+        if e.task_id not in mine:
+            continue
+        if e.kind == "executing" and e.pid == pid:
+            running.add(e.task_id)
+        elif e.terminal or e.kind == "error":
+            running.discard(e.task_id)
+    return running
+
+
+def _finished(lab: Any, cursor: str, ids: set[str]) -> set[str]:
+    """Tasks of ``ids`` with a final event or a stored result.
+
+    The result store is checked too because a worker that exits right after a task can
+    take that task's ``complete`` event with it; its result is written before the event.
+    """
+    done = {e.task_id for e in lab.events(since=cursor) if e.terminal and e.task_id in ids}
+    storage = lab.huey.storage
+    return done | {i for i in ids - done if storage.has_data_for_key(i)}

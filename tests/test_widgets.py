@@ -1,0 +1,329 @@
+"""Widgets driven through their Python API (no browser) on real labs: what a learner sees changes."""
+from __future__ import annotations
+
+import html
+import re
+import threading
+import time
+
+import pytest
+
+from labapp import widgets
+from labapp.widgets import EnqueuePanel, Monitor, Predict, StackDiagram, WorkerControl
+
+
+def poll(predicate, timeout: float = 10.0, interval: float = 0.05):
+    """Return predicate's first truthy value, or fail when ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s: {predicate.__doc__ or predicate}")
+        time.sleep(interval)
+
+
+def shown(widget) -> str:
+    """The text a learner reads in an HTML widget (tags dropped, entities decoded)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", widget.value))
+
+
+# --------------------------------------------------------------------------- EnqueuePanel
+def test_enqueue_panel_shows_a_task_go_from_pending_to_complete(clean_lab):
+    panel = EnqueuePanel(clean_lab, "sleep", seconds=0.3)
+    assert "no task enqueued yet" in panel.table.value
+    panel.button.click()
+    (task_id,) = panel.ids
+    assert panel.states[task_id] in ("pending", "executing")
+    seen = set()
+
+    def finished():
+        seen.add(panel.states[task_id])
+        return panel.states[task_id] == "complete"
+    poll(finished, 10, 0.02)
+    assert "executing" in seen or "pending" in seen
+    assert panel.wait(5)
+    row = panel.table.value
+    assert "ql-state-complete" in row and task_id[:8] in row and "worker-" in row
+    assert "executing +" in row and "complete +" in row      # the timeline
+    kinds = [e.kind for e in clean_lab.events() if e.task_id == task_id]
+    assert kinds == ["enqueued", "executing", "complete"]
+    assert "1 enqueued, 1 complete" in repr(panel)
+
+
+def test_enqueue_panel_count_and_failing_task(clean_lab):
+    panel = EnqueuePanel(clean_lab, "flaky", key="widget_fail", fail_times=5)
+    panel.count.value = 3
+    ids = panel.enqueue()
+    assert len(ids) == 3
+    assert panel.wait(15)
+    states = panel.states
+    assert list(states.values()).count("error") == 3 - list(states.values()).count("complete")
+    assert "error" in states.values()          # the first attempts fail (fail_times=5)
+    assert "TransientError" in panel.table.value
+
+
+def test_enqueue_panel_rebuilds_inputs_for_the_task(clean_lab):
+    panel = EnqueuePanel(clean_lab)
+    panel.task.value = "cpu"
+    assert list(panel.inputs) == ["n"] and panel.inputs["n"].value == 1_000_000
+    panel.task.value = "noop"
+    assert panel.inputs == {} and panel.params() == {}
+
+
+@pytest.mark.parametrize("setup,fragment", [
+    (lambda p: setattr(p.inputs["seconds"], "value", 999.0), "out of range"),
+    (lambda p: setattr(p.inputs["seconds"], "value", -1.0), "out of range"),
+    (lambda p: setattr(p.count, "value", 0), "count=0 must be from 1"),
+    (lambda p: setattr(p.count, "value", 10_000), "must be from 1 to 100"),
+    (lambda p: setattr(p.options["retries"], "value", 99), "out of range"),
+])
+def test_enqueue_panel_bad_input_shows_one_line_in_place(clean_lab, setup, fragment):
+    panel = EnqueuePanel(clean_lab, "sleep", seconds=0.1)
+    setup(panel)
+    cursor = clean_lab.cursor()
+    assert panel.button.click() is None and panel.ids == []
+    assert "ql-error" in panel.message.value and fragment in panel.message.value
+    assert "click Enqueue again" in shown(panel.message)
+    assert "Traceback" not in panel.message.value and "<br" not in panel.message.value
+    assert clean_lab.events(since=cursor) == []      # nothing was sent
+
+
+def test_enqueue_panel_bad_text_parameter(clean_lab):
+    panel = EnqueuePanel(clean_lab, "flaky")
+    panel.inputs["key"].value = "../etc/passwd"
+    assert panel.enqueue() == []
+    assert "must match" in shown(panel.message)
+
+
+def test_enqueue_panel_unknown_task_and_parameter_explained(clean_lab):
+    panel = EnqueuePanel(clean_lab, "sleeep")
+    assert panel.task.value == "sleep" and "unknown task 'sleeep'" in shown(panel.message)
+    panel = EnqueuePanel(clean_lab, "sleep", minutes=3)
+    assert "has no parameter 'minutes'" in shown(panel.message)
+    panel = EnqueuePanel(clean_lab, "sleep", seconds="two")
+    assert "seconds='two' is not a float" in shown(panel.message)
+    assert panel.inputs["seconds"].value == 1.0
+
+
+def test_widgets_explain_a_stopped_lab_and_follow_a_restart(make_lab):
+    lab = make_lab(workers=1)
+    panel, control = EnqueuePanel(lab, "noop"), WorkerControl(lab)
+    lab.stop()
+    assert panel.enqueue() == []
+    assert "is stopped" in shown(panel.message) and "Lab.start()" in shown(panel.message)
+    assert control.apply() is False and "is stopped" in shown(control.message)
+    assert control.kill() is None and "is stopped" in shown(control.message)
+    again = lab.start(quiet=True)          # re-running the first cell: same name, new Lab
+    assert again is not lab
+    ids = panel.enqueue()
+    assert ids and panel.wait(10) and panel.states[ids[0]] == "complete"
+    assert panel.lab is again
+    again.stop()
+
+
+# --------------------------------------------------------------------------- WorkerControl
+def test_worker_control_scales_switches_type_and_kills(make_lab):
+    lab = make_lab(workers=1)
+    control = WorkerControl(lab)
+    assert control.pids == lab.status()["workers"] and len(control.pids) == 1
+    assert "worker-1" in control.table.value
+    control.workers.value = 3
+    control.worker_type.value = "process"
+    control.apply_button.click()
+    assert len(control.pids) == 3 and len(set(control.pids)) == 3   # separate processes
+    assert lab.config.workers == 3 and lab.config.worker_type == "process"
+    assert "3 process workers running" in shown(control.message)
+    assert all(str(pid) in control.table.value for pid in control.pids)
+    assert control.target.options == ("worker-1", "worker-2", "worker-3")
+
+    before = control.pids
+    control.target.value = "worker-2"
+    control.kill_button.click()
+    assert "killed worker-2" in shown(control.message)
+    poll(lambda: len(control.pids) == 3 and control.pids != before, 10)   # huey replaced it
+    after = control.pids
+    assert before[1] not in after and before[0] in after and before[2] in after
+    poll(lambda: str(after[1]) in control.table.value, 10)   # the display caught up
+
+
+def test_worker_control_killing_thread_workers_says_all_died(make_lab):
+    lab = make_lab(workers=2)
+    control = WorkerControl(lab)
+    consumer = lab.status()["consumer"]
+    assert control.kill() == consumer
+    assert "all 2 died" in shown(control.message) and "Apply" in shown(control.message)
+    poll(lambda: control.pids == [], 10)
+    assert control.apply() and len(control.pids) == 2
+
+
+def test_worker_control_with_no_worker_explains(make_lab):
+    lab = make_lab(workers=0)
+    control = WorkerControl(lab)
+    assert "no worker running" in control.table.value
+    assert control.kill() is None
+    assert "move the slider above 0" in shown(control.message)
+
+
+# --------------------------------------------------------------------------- Monitor
+def test_monitor_counts_move_and_it_stops_with_the_lab(make_lab):
+    lab = make_lab(workers=2)
+    monitor = Monitor(lab)
+    try:
+        assert monitor.running and monitor.snapshot["counts"] == {}
+        assert "worker-1" in monitor.html.value and "idle" in monitor.html.value
+        handles = lab.enqueue_many("sleep", 4, seconds=0.4)
+        poll(lambda: len(monitor.snapshot["busy"]) == 2, 10)      # both workers busy
+        assert "ql-state-running" in monitor.html.value
+        poll(lambda: monitor.snapshot["counts"].get("complete") == 4, 15)
+        assert lab.wait(handles, 1)
+        assert 'data-metric="complete"><b>4</b>' in monitor.html.value
+        assert "complete 4" in repr(monitor)
+    finally:
+        lab.stop()
+    poll(lambda: not monitor._thread.is_alive(), 10)
+    assert not monitor.running and "lab stopped" in shown(monitor.status)
+
+
+def test_monitor_is_throttled_and_idle_costs_nothing(make_lab):
+    lab = make_lab(workers=2)
+    monitor = Monitor(lab, interval=0.1, idle_wait=0.5)     # asks for 10 Hz: gets 2 Hz
+    try:
+        assert monitor.interval == widgets.MONITOR_MIN_INTERVAL
+        start, t0 = monitor.updates, time.monotonic()
+        handles = lab.enqueue_many("sleep", 120, seconds=0.02)   # > 1 s of steady events
+        assert lab.wait(handles, 30)
+        busy = time.monotonic() - t0
+        redraws = monitor.updates - start
+        assert busy > 1.0
+        assert redraws <= busy / widgets.MONITOR_MIN_INTERVAL + 1.5, f"{redraws} in {busy:.1f} s"
+        assert redraws >= 2                                       # but it did follow along
+        # Idle: it sleeps in blocking reads of idle_wait (0.5 s), so at most ~2 redraws/s.
+        poll(lambda: monitor.snapshot["counts"].get("complete") == 120, 10)
+        idle_start, t1 = monitor.updates, time.monotonic()
+        threading.Event().wait(2.0)      # measuring an idle period needs the time to pass
+        idle = monitor.updates - idle_start
+        assert idle <= (time.monotonic() - t1) / 0.5 + 1.5, f"{idle} redraws while idle"
+    finally:
+        monitor.stop()
+    poll(lambda: not monitor._thread.is_alive(), 5)
+
+
+def test_monitor_flags_a_lost_task(make_lab):
+    lab = make_lab(workers=1, worker_type="process")
+    monitor = Monitor(lab)
+    try:
+        handle = lab.enqueue("sleep", seconds=20)
+        poll(lambda: monitor.snapshot["busy"], 10)
+        lab.kill_worker(0)
+        poll(lambda: monitor.snapshot["stuck"], 10)
+        assert monitor.snapshot["stuck"][0]["task_id"] == handle.id
+        assert monitor.snapshot["stuck"][0]["state"] == "lost"
+        assert "ql-state-lost" in monitor.html.value and "ql-bad" in monitor.html.value
+    finally:
+        monitor.stop()
+
+
+def test_a_new_monitor_replaces_the_old_one(make_lab):
+    lab = make_lab(workers=1)
+    first = Monitor(lab)
+    second = Monitor(lab)
+    assert not first.running and "newer Monitor" in shown(first.status)
+    assert second.running
+    second.stop()
+    assert not second.running
+
+
+# --------------------------------------------------------------------------- Predict
+def _predict(lab, calls):
+    def run():
+        calls.append(1)
+        handle = lab.enqueue("sleep", seconds=0.05)
+        lab.wait(handle, 10)
+        return next(e.worker for e in lab.events() if e.kind == "executing" and e.task_id == handle.id)
+
+    def reveal(answer, worker):
+        return f"you said {answer}; measured: <b>{worker}</b> ran it"
+    return Predict("Who runs the task?", ["Flask", "a worker"], run=run, reveal=reveal,
+                   default="a worker", auto=False)
+
+
+def test_predict_commit_runs_and_reveals(clean_lab):
+    calls: list[int] = []
+    p = _predict(clean_lab, calls)
+    assert "pick an answer" in repr(p)
+    p.button.click()                               # nothing picked yet
+    assert "pick an answer first" in shown(p.message) and calls == []
+    p.choice.value = "Flask"
+    p.button.click()
+    assert calls == [1] and p.committed and p.answer == "Flask"
+    assert p.choice.disabled and p.button.disabled
+    assert "you said Flask; measured: <b>worker-" in p.reveal_box.value
+    assert p.result.startswith("worker-") and calls == [1]     # no second run
+    assert "reveal: you said Flask; measured: worker-" in repr(p)
+
+
+def test_predict_result_runs_with_the_default_when_nobody_clicked(clean_lab):
+    calls: list[int] = []
+    p = _predict(clean_lab, calls)
+    assert p.result.startswith("worker-") and p.answer == "a worker" and p.auto_picked
+    assert "(auto)" in repr(p) and calls == [1]
+
+
+def test_predict_auto_commits_on_display(clean_lab, monkeypatch):
+    monkeypatch.setenv(widgets.AUTO_ENV, "1")
+    calls: list[int] = []
+
+    def run():
+        calls.append(1)
+        return 42
+    p = Predict("Q?", ["a", "b"], run=run, reveal=lambda a, r: f"{a}: {r}", default="b")
+    assert calls == []                                # constructing does not run it
+    bundle = p._repr_mimebundle_()
+    assert calls == [1] and p.answer == "b" and "reveal: b: 42" in bundle["text/plain"]
+    p._repr_mimebundle_()
+    assert calls == [1]                               # displaying again does not re-run
+
+
+def test_predict_failure_is_one_line_and_can_be_retried(clean_lab):
+    attempts: list[int] = []
+
+    def run():
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ValueError("seconds=99 is out of range\nsecond line")
+        return "ok"
+    p = Predict("Q?", ["a", "b"], run=run, reveal=lambda a, r: r, auto=False)
+    assert p.commit("a") is False
+    assert "the experiment failed" in shown(p.message) and "second line" not in p.message.value
+    assert "ql-error" in p.message.value and "Traceback" not in p.message.value
+    assert p.button.description == "Run again" and not p.button.disabled
+    p.button.click()
+    assert p.result == "ok" and p.reveal_box.value.endswith("ok</div>") and len(attempts) == 2
+
+
+def test_predict_result_raises_a_clear_error_when_the_experiment_keeps_failing():
+    def run():
+        raise ConnectionError("no server")
+    p = Predict("Q?", ["a", "b"], run=run, reveal=lambda a, r: r, auto=False)
+    with pytest.raises(RuntimeError, match="failed: the queue's server is not reachable"):
+        _ = p.result
+    assert "failed:" in repr(p)
+
+
+def test_predict_rejects_bad_definitions():
+    with pytest.raises(ValueError, match="not one of the choices"):
+        Predict("Q?", ["a", "b"], run=lambda: 1, reveal=lambda a, r: "", default="c")
+    with pytest.raises(ValueError, match="at least two"):
+        Predict("Q?", ["a"], run=lambda: 1, reveal=lambda a, r: "")
+
+
+# --------------------------------------------------------------------------- StackDiagram
+def test_stack_diagram_shows_the_real_processes(lab):
+    diagram = StackDiagram(lab)
+    st = lab.status()
+    text, page = repr(diagram), diagram._repr_html_()
+    for pid in (st["web"], st["broker"], *st["workers"]):
+        assert str(pid) in text and str(pid) in page
+    assert lab.huey.storage.queue_key in text and lab.huey.storage.queue_key in page
