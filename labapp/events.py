@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import collections
 import dataclasses
+import json
 import logging
 import multiprocessing
 import os
@@ -95,14 +96,15 @@ def build_fields(signal: str, task: Any, exc: BaseException | None = None,
 
 
 FIELDS = ("k", "i", "n", "w", "p", "t", "r", "d")
-# One script call records a whole batch: packing one command with many arguments costs
-# redis-py far less than four commands per event, and the worker's GIL is what we save.
+# One script call records a whole batch, passed as one JSON argument: json.dumps runs in C,
+# so the worker process (whose GIL the task threads need) spends almost nothing on events;
+# the server does the unpacking on its own core.
 _RECORD_LUA = """
 local done = {}
 for _, kind in ipairs(cjson.decode(ARGV[2])) do done[kind] = true end
-for j = 3, #ARGV, 8 do
-  local k, i, n, w, p, t, r, d = ARGV[j], ARGV[j+1], ARGV[j+2], ARGV[j+3], ARGV[j+4],
-                                 ARGV[j+5], ARGV[j+6], ARGV[j+7]
+local batch = cjson.decode(ARGV[3])
+for _, e in ipairs(batch) do
+  local k, i, n, w, p, t, r, d = e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8]
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
              'k', k, 'i', i, 'n', n, 'w', w, 'p', p, 't', t, 'r', r, 'd', d)
   -- an error that will be retried is not a final state: record it as retrying at once
@@ -116,7 +118,7 @@ for j = 3, #ARGV, 8 do
     redis.call('HDEL', KEYS[4], w)
   end
 end
-return (#ARGV - 2) / 8
+return #batch
 """
 _scripts: dict[int, Any] = {}
 
@@ -129,10 +131,9 @@ def write(conn: redis.Redis, name: str, batch: list[dict[str, str]]) -> int:
     if script is None:
         script = _scripts[id(conn)] = conn.register_script(_RECORD_LUA)
     k = keys(name)
-    args: list[Any] = [STREAM_MAXLEN, _DONE_JSON]
-    for fields in batch:
-        args.extend(fields[f] for f in FIELDS)
-    return int(script(keys=[k["stream"], k["state"], k["counts"], k["busy"]], args=args))
+    packed = json.dumps([[fields[f] for f in FIELDS] for fields in batch])
+    return int(script(keys=[k["stream"], k["state"], k["counts"], k["busy"]],
+                      args=[STREAM_MAXLEN, _DONE_JSON, packed]))
 
 
 _DONE_JSON = "[" + ",".join(f'"{kind}"' for kind in sorted(WORKER_DONE)) + "]"
@@ -141,20 +142,29 @@ _DONE_JSON = "[" + ",".join(f'"{kind}"' for kind in sorted(WORKER_DONE)) + "]"
 class EventRecorder:
     """Huey signal receiver that records events for the Huey instance it is connected to.
 
-    ``batched=True`` (workers) hands events to a flusher thread; otherwise each event is
-    written before the signal returns (producers, so an ``enqueued`` event always exists
-    before the task can start).
+    Producers (``batched=False``) write each event before the signal returns, so an
+    ``enqueued`` event always exists before the task can start. Workers (``batched=True``)
+    group events: the worker thread that finds the last write more than :data:`LINGER`
+    seconds old writes everything pending itself, in one round trip; events that arrive
+    sooner wait for the next such write, or for a helper thread that writes stragglers
+    when the worker goes quiet. Writing from the worker thread costs no thread switch,
+    which is what made a dedicated writer thread expensive for short tasks.
     """
 
     def __init__(self, huey: Any, batched: bool = False) -> None:
         self.huey = huey
         self.batched = batched
-        self._pending: collections.deque[tuple[str, dict[str, str]]] = collections.deque()
-        self._wake = threading.Event()
         self._pid = 0
-        self._writing = False
-        self._thread: threading.Thread | None = None
         atexit.register(self.flush)
+
+    def _reset(self) -> None:
+        """Fresh state for this process (the first event, or the first after a fork)."""
+        self._pid = os.getpid()
+        self._pending: collections.deque[tuple[str, dict[str, str]]] = collections.deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._last = 0.0
+        threading.Thread(target=self._write_stragglers, name="lab-events", daemon=True).start()
 
     def __call__(self, signal: str, task: Any, exc: BaseException | None = None) -> None:
         fields = build_fields(signal, task, exc)
@@ -162,37 +172,31 @@ class EventRecorder:
         if not self.batched:
             write(self.huey.storage.conn, name, [fields])
             return
-        if self._pid != os.getpid():  # first event, or first in a forked worker process
-            self._start_flusher()
+        if self._pid != os.getpid():
+            self._reset()
         self._pending.append((name, fields))
-        if not self._wake.is_set():
+        if time.monotonic() - self._last >= LINGER and self._lock.acquire(blocking=False):
+            try:
+                self._write_pending()
+            finally:
+                self._lock.release()
+        elif not self._wake.is_set():
             self._wake.set()
 
-    def _start_flusher(self) -> None:
-        self._pid = os.getpid()
-        self._pending = collections.deque()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._flush_forever, name="lab-events",
-                                        daemon=True)
-        self._thread.start()
-
-    def _flush_forever(self) -> None:
-        last = 0.0
+    def _write_stragglers(self) -> None:
         while True:
             self._wake.wait()
-            # Under load, write at most every LINGER seconds so one round trip carries many
-            # events (waking per event costs a thread switch each time); when idle, write at
-            # once so waiters see events promptly. Times were taken at the signal: none shift.
-            pause = last + LINGER - time.monotonic()
+            pause = self._last + LINGER - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
             self._wake.clear()
-            self._write_pending()
-            last = time.monotonic()
+            with self._lock:
+                self._write_pending()
 
     def _write_pending(self) -> None:
+        """Write everything pending (the caller holds ``_lock``)."""
+        self._last = time.monotonic()
         while self._pending:
-            self._writing = True  # flush() must also wait for the batch taken off the deque
             batches: dict[str, list[dict[str, str]]] = {}
             for _ in range(min(len(self._pending), 500)):
                 name, fields = self._pending.popleft()
@@ -202,20 +206,18 @@ class EventRecorder:
                     write(self.huey.storage.conn, name, batch)
                 except redis.RedisError as exc:  # the server is gone (durability lesson)
                     logger.warning("dropped %d task events: %s", len(batch), exc)
-            self._writing = False
 
     def flush(self, timeout: float = 2.0) -> bool:
-        """Write every event handed to the flusher; False if some are still pending at ``timeout``."""
+        """Write every pending event now; False if another write held on past ``timeout``."""
         if not self.batched or self._pid != os.getpid():
             return True
-        if self._thread is None or not self._thread.is_alive():
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        try:
             self._write_pending()
-            return True
-        deadline = time.monotonic() + timeout
-        while (self._pending or self._wake.is_set() or self._writing) \
-                and time.monotonic() < deadline:
-            time.sleep(0.001)
-        return not (self._pending or self._writing)
+        finally:
+            self._lock.release()
+        return True
 
 
 def _decode(raw: dict[bytes, bytes]) -> dict[str, str]:
