@@ -1,0 +1,90 @@
+"""Shared pieces of the widgets: their CSS, one-line error messages, and the base class."""
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as w
+import redis
+
+from labapp import tasks
+from labapp.config import ConfigError
+from labapp.stack import Lab
+from labapp.stack import LabError
+from labapp.stack import running_labs
+
+_EXPECTED = (ValueError, LookupError, LabError, ConfigError, redis.RedisError,
+             tasks.LabNotRunning, OSError)
+
+_CSS = """<style>
+.ql-box { font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: 13px; }
+.ql-box .widget-html-content { line-height: 1.45; }
+.ql-box .widget-hbox > .widget-html .widget-html-content { line-height: var(--jp-widgets-inline-height, 28px); }
+.ql-box a { color: var(--jp-content-link-color, #1a73e8); text-decoration: underline; }
+.ql-table { border-collapse: collapse; margin: 4px 0; }
+.ql-table td, .ql-table th { padding: 2px 10px 2px 0; text-align: left; border-bottom: 1px solid #e4e4e4; }
+.ql-table th { font-weight: 600; color: #555; }
+.ql-state { padding: 1px 6px; border-radius: 8px; font-weight: 600; color: #fff; background: #888; }
+.ql-state-pending, .ql-state-scheduled { background: #9e9e9e; }
+.ql-state-executing, .ql-state-retrying { background: #1f77b4; }
+.ql-state-complete { background: #2ca02c; }
+.ql-state-error, .ql-state-lost, .ql-state-stuck { background: #d62728; }
+.ql-error { color: #b2182b; font-weight: 600; }
+.ql-ok { color: #1b7837; }
+.ql-muted { color: #777; }
+.ql-cards { display: flex; gap: 8px; flex-wrap: wrap; margin: 4px 0; }
+.ql-card { border: 1px solid #ddd; border-radius: 6px; padding: 4px 10px; min-width: 84px; }
+.ql-card b { display: block; font-size: 20px; }
+.ql-bad b { color: #d62728; }
+</style>"""
+
+
+class LabStopped(RuntimeError):
+    """The widget's lab was stopped and no lab with its name runs any more."""
+
+
+def _current(lab: Lab) -> Lab:
+    """``lab`` if it runs, else the lab restarted under the same name (re-running the first cell)."""
+    labs = running_labs()
+    if lab in labs:
+        return lab
+    for other in labs:
+        if other.name == lab.name:
+            return other
+    raise LabStopped(f"the lab ({lab.name}) is stopped: run `lab = Lab.start()` again, then retry")
+
+
+def _first_line(text: object, fallback: str) -> str:
+    """The first line of ``text`` (stripped), or ``fallback`` when there is none."""
+    lines = str(text).strip().splitlines()
+    return lines[0] if lines else fallback
+
+
+def _error_html(message: str) -> str:
+    return f'<span class="ql-error">⚠ {html.escape(_first_line(message, "failed"))}</span>'
+
+
+def _explain(exc: BaseException, retry: str) -> str:
+    """One line for the learner: what went wrong and what to do."""
+    if isinstance(exc, (redis.RedisError, OSError)):
+        return ("the queue's server is not reachable: restart the lab with "
+                f"`lab = Lab.start()`, then {retry}")
+    text = _first_line(exc, type(exc).__name__)
+    if isinstance(exc, (ValueError, LookupError)) and not isinstance(exc, ConfigError):
+        return f"{text} - fix it, then {retry}"
+    return text
+
+
+def _badge(state: str) -> str:
+    safe = html.escape(state)
+    return f'<span class="ql-state ql-state-{safe}">{safe}</span>'
+
+
+class _LabWidget(w.VBox):
+    """A VBox whose plain-text form is its whole repr (ipywidgets cuts it at 110 characters)."""
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        data = super()._repr_mimebundle_(**kwargs)
+        if isinstance(data, dict) and "text/plain" in data:
+            data["text/plain"] = repr(self)  # what headless runs and graders read
+        return data

@@ -1,0 +1,157 @@
+"""WorkerControl: how many workers, threads or processes, and a button that kills one."""
+from __future__ import annotations
+
+import html
+import logging
+import signal
+import threading
+import time
+
+import ipywidgets as w
+import redis
+
+from labapp.stack import Lab
+from labapp.stack import LabError
+from labapp.stack import running_labs
+from labapp.widgets._common import _CSS
+from labapp.widgets._common import _EXPECTED
+from labapp.widgets._common import LabStopped
+from labapp.widgets._common import _LabWidget
+from labapp.widgets._common import _current
+from labapp.widgets._common import _error_html
+from labapp.widgets._common import _explain
+
+logger = logging.getLogger(__name__)
+
+
+class WorkerControl(_LabWidget):
+    """Choose how many workers run and of which type, kill one, and see their PIDs.
+
+    From code: set ``control.workers.value`` / ``control.worker_type.value`` and call
+    ``control.apply_button.click()``; ``control.kill_button.click()`` kills the worker chosen
+    in ``control.target``.
+    """
+
+    def __init__(self, lab: Lab, max_workers: int = 8) -> None:
+        self.lab = lab
+        self.workers = w.IntSlider(value=min(lab.config.workers, max_workers), min=0,
+                                   max=max_workers, description="workers",
+                                   continuous_update=False)
+        self.worker_type = w.ToggleButtons(options=["thread", "process"],
+                                           value=lab.config.worker_type,
+                                           tooltips=["N threads in one consumer process",
+                                                     "N separate worker processes"],
+                                           style={"button_width": "80px"})
+        self.apply_button = w.Button(description="Apply", button_style="primary", icon="check",
+                                     tooltip="restart the workers with these settings")
+        self.target = w.Dropdown(description="worker", options=[],
+                                 layout=w.Layout(width="200px"))
+        self.kill_button = w.Button(description="Kill a worker", button_style="danger",
+                                    icon="skull", tooltip="SIGKILL, as a crash would")
+        self.message = w.HTML()
+        self.table = w.HTML()
+        self.apply_button.on_click(lambda _b: self.apply())
+        self.kill_button.on_click(lambda _b: self.kill())
+        super().__init__([w.HTML(_CSS),
+                          w.HBox([self.workers, self.worker_type, self.apply_button]),
+                          w.HBox([self.target, self.kill_button]),
+                          self.message, self.table])
+        self.add_class("ql-box")
+        self.add_class("ql-workers")
+        self.refresh()
+
+    def apply(self) -> bool:
+        """Restart the workers with the chosen count and type (graceful); True on success."""
+        try:
+            self.lab = lab = _current(self.lab)
+            self.message.value = '<span class="ql-muted">restarting the workers…</span>'
+            t0 = time.perf_counter()
+            lab.scale(self.workers.value, self.worker_type.value)
+        except _EXPECTED + (LabStopped,) as exc:
+            self.message.value = _error_html(_explain(exc, "click Apply again"))
+            return False
+        n = self.workers.value
+        self.message.value = (f'<span class="ql-ok">{n} {self.worker_type.value} worker'
+                              f'{"s" if n != 1 else ""} running ({time.perf_counter() - t0:.1f} s)'
+                              "</span>")
+        self.refresh()
+        return True
+
+    def kill(self) -> int | None:
+        """SIGKILL the chosen worker; returns the pid killed (None after an error)."""
+        try:
+            self.lab = lab = _current(self.lab)
+            st = lab.status()
+            names, before = st["worker_names"], st["workers"]
+            if not names:
+                raise LabError("no worker is running: move the slider above 0 and click Apply")
+            index = names.index(self.target.value) if self.target.value in names else 0
+            pid = lab.kill_worker(index, signal.SIGKILL)
+        except _EXPECTED + (LabStopped,) as exc:
+            self.message.value = _error_html(_explain(exc, "click Kill again"))
+            return None
+        if lab.config.worker_type == "thread":
+            self.message.value = _error_html(
+                f"killed pid {pid}: thread workers share that one process, so all "
+                f"{len(before)} died. Queued tasks wait in the broker; click Apply to start "
+                "workers again")
+        else:
+            self.message.value = (f'<span class="ql-ok">killed {html.escape(names[index])} '
+                                  f"(pid {pid}); Huey's consumer starts a replacement in about "
+                                  "a second - watch for its new pid below</span>")
+        threading.Thread(target=self._follow, args=(lab, before), name="ql-worker-control",
+                         daemon=True).start()
+        self.refresh()
+        return pid
+
+    def _follow(self, lab: Lab, before: list[int], timeout: float = 5.0) -> None:
+        """Refresh until the worker PIDs changed (a replacement started) or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline and lab in running_labs():
+                if lab.status()["workers"] != before:
+                    break
+                time.sleep(0.2)  # a few polls for at most 5 s after a click
+            self.refresh()
+        except Exception:  # noqa: BLE001 - best effort display refresh
+            logger.debug("WorkerControl refresh after kill failed", exc_info=True)
+
+    @property
+    def pids(self) -> list[int]:
+        """PIDs of the running workers (thread workers all show their consumer's pid)."""
+        try:
+            return _current(self.lab).status()["workers"]
+        except (LabStopped, redis.RedisError):
+            return []
+
+    def refresh(self) -> None:
+        """Redraw the list of workers and their PIDs."""
+        try:
+            lab = _current(self.lab)
+            st = lab.status()
+        except (LabStopped, redis.RedisError) as exc:
+            self.table.value = _error_html(_explain(exc, "click Apply"))
+            self.target.options = []
+            return
+        names, pids = st["worker_names"], st["workers"]
+        keep = self.target.value if self.target.value in names else (names[0] if names else None)
+        if tuple(names) != tuple(self.target.options):
+            self.target.options = names
+        self.target.value = keep
+        if not names:
+            self.table.value = ('<span class="ql-muted">no worker running: tasks wait in the '
+                                "queue until you start some</span>")
+            return
+        rows = "".join(f"<tr><td>{html.escape(n)}</td><td><code>{p}</code></td></tr>"
+                       for n, p in zip(names, pids))
+        where = (f"threads inside consumer pid {st['consumer']}" if st["worker_type"] == "thread"
+                 else f"processes forked by consumer pid {st['consumer']}")
+        self.table.value = (f"<div>{len(names)} {html.escape(st['worker_type'])} workers "
+                            f"({html.escape(where)}) · Flask pid {st['web']} · broker pid "
+                            f"{st['broker']}</div><table class='ql-table'><tr><th>worker</th>"
+                            f"<th>pid</th></tr>{rows}</table>")
+
+    def __repr__(self) -> str:
+        return (f"<WorkerControl {self.workers.value} {self.worker_type.value} workers "
+                f"selected · running pids {self.pids}>")
+
