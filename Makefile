@@ -29,7 +29,8 @@ install: $(VENV)/.installed  ## create .venv and install the lab
 install-test: $(VENV)/.installed-test  ## install what the tests need too
 
 lab: install  ## open JupyterLab on the start notebook (LAB_NO_BROWSER=1: print the URL only)
-	$(VENV)/bin/jupyter lab notebooks/00_start_here.ipynb $(if $(LAB_NO_BROWSER),--no-browser) $(JUPYTER_ARGS)
+	$(VENV)/bin/jupyter lab notebooks/00_start_here.ipynb $(if $(LAB_NO_BROWSER),--no-browser) \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) $(JUPYTER_ARGS)
 
 browser-deps:  ## Debian's chromium for the browser tests (apt-get when root)
 	@test -x /usr/bin/chromium || { \
