@@ -29,7 +29,9 @@ install: $(VENV)/.installed  ## create .venv and install the lab
 install-test: $(VENV)/.installed-test  ## install what the tests need too
 
 lab: install  ## open JupyterLab on the start notebook (LAB_NO_BROWSER=1: print the URL only)
-	$(VENV)/bin/jupyter lab notebooks/00_start_here.ipynb $(if $(LAB_NO_BROWSER),--no-browser) \
+	@# Serve the whole repository (notebooks link to ../exercises) and open the start notebook.
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" \
+	  --LabApp.default_url=/lab/tree/notebooks/00_start_here.ipynb $(if $(LAB_NO_BROWSER),--no-browser) \
 	  $(if $(filter 0,$(shell id -u)),--allow-root) $(JUPYTER_ARGS)
 
 browser-deps:  ## Debian's chromium for the browser tests (apt-get when root)
