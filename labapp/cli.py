@@ -178,7 +178,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_grade(args: argparse.Namespace) -> int:
     from labapp import grading
-    grading.grade(args.path, out=args.out, timeout=args.timeout, report=args.report)
+    grading.grade(args.path, out=args.out, timeout=args.timeout, report=args.report,
+                  jobs=args.jobs)
     return 0
 
 
@@ -228,7 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("grade", help="grade a folder of submitted notebooks")
     p.add_argument("path", type=Path, help="folder: one .ipynb per student, or one folder each")
     p.add_argument("--out", type=Path, default=Path("grades.csv"))
-    p.add_argument("--report", type=Path, default=None, help="also write a Markdown report")
+    p.add_argument("--report", type=Path, default=None,
+                   help="Markdown report with every failure's hint (default: the CSV's name with .md)")
+    p.add_argument("--jobs", type=_positive(1, 8), default=1,
+                   help="notebooks graded at once (default 1: timings stay undisturbed)")
     p.add_argument("--timeout", type=_positive(5, 3600), default=120,
                    help="seconds per notebook (default 120)")
     p.set_defaults(func=cmd_grade)
