@@ -57,6 +57,7 @@ class NotebookRun:
     cell_errors: dict[str, str] = dataclasses.field(default_factory=dict)
     errors: list[str] = dataclasses.field(default_factory=list)  #: "cell N: Name: message"
     seconds: float = 0.0
+    notebook: Any = dataclasses.field(default=None, repr=False)  #: the executed notebook
 
 
 @dataclasses.dataclass
@@ -221,7 +222,7 @@ def run_notebook(path: Path, timeout: float) -> NotebookRun:
     records = grading.read_records(nb)
     expected += [ex for ex in records if ex in checks.EXERCISES and ex not in expected]
     return NotebookRun(path.name, expected, records, problem, reason, *_errors(nb),
-                       seconds=time.monotonic() - start)
+                       seconds=time.monotonic() - start, notebook=nb)
 
 
 # --------------------------------------------------------------------------- scoring
