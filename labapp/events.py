@@ -6,7 +6,8 @@ timestamp is taken when the signal fires, so batching changes when an event beco
 visible (by about a millisecond), never the time it reports.
 
 Besides the stream, the same pipeline keeps three small hashes the monitor reads in O(1):
-the last state of each task, a count per event kind, and what each worker is running.
+the last state of each task, a count per event kind, and what each worker is running
+(keyed by worker name and pid, so a task whose worker died stays visible after a restart).
 """
 from __future__ import annotations
 
@@ -113,9 +114,9 @@ for _, e in ipairs(batch) do
   redis.call('HSET', KEYS[2], i, state)
   redis.call('HINCRBY', KEYS[3], k, 1)
   if k == 'executing' then
-    redis.call('HSET', KEYS[4], w, i .. '|' .. n .. '|' .. t .. '|' .. p)
+    redis.call('HSET', KEYS[4], w .. '@' .. p, i .. '|' .. n .. '|' .. t .. '|' .. p)
   elseif done[k] then
-    redis.call('HDEL', KEYS[4], w)
+    redis.call('HDEL', KEYS[4], w .. '@' .. p)
   end
 end
 return #batch

@@ -381,7 +381,9 @@ class Lab:
     def wait(self, handles: Any, timeout: float = 30.0) -> bool:
         """Wait until every task in ``handles`` (results, ids or lists of them) has finished.
 
-        Finished means complete, or failed with no retries left. Returns False on timeout.
+        Finished means complete, or failed with no retries left. Returns False on timeout,
+        or as soon as a pending task is lost: its worker process died while running it
+        (Huey does not run such a task again).
         """
         pending = set(_task_ids(handles))
         conn, name = self.redis, self.config.name
@@ -393,11 +395,22 @@ class Lab:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            for event in events.read(conn, name, since=cursor, block=min(remaining, 1.0)):
+            for event in events.read(conn, name, since=cursor, block=min(remaining, 0.5)):
                 cursor = event.id
                 if event.terminal:
                     pending.discard(event.task_id)
+            if pending and self.lost_tasks() & pending:
+                return False
         return True
+
+    def lost_tasks(self) -> set[str]:
+        """Ids of tasks whose worker process died while running them (never to finish)."""
+        lost = set()
+        for value in self.redis.hvals(events.keys(self.config.name)["busy"]):
+            task_id, _task, _since, pid = value.decode().split("|")
+            if not psutil.pid_exists(int(pid)):
+                lost.add(task_id)
+        return lost
 
     def result(self, handle: Any, timeout: float | None = None) -> Any:
         """The return value of a task (waits up to ``timeout`` seconds when given)."""

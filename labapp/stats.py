@@ -25,13 +25,15 @@ def snapshot(huey: Any, now: float | None = None, stuck_after: float = STUCK_AFT
     pipe.xrevrange(k["stream"], min=str(int((now - WINDOW) * 1000)), count=50_000)
     queued, scheduled, counts, busy_raw, recent = pipe.execute()
     busy = []
-    for worker, value in sorted(busy_raw.items()):
+    for field, value in busy_raw.items():
         task_id, task, since, pid = value.decode().split("|")
         age = now - float(since)
         alive = psutil.pid_exists(int(pid))
-        busy.append({"worker": worker.decode(), "task_id": task_id, "task": task,
+        busy.append({"worker": field.decode().rsplit("@", 1)[0], "task_id": task_id, "task": task,
                      "running_for": round(age, 3), "pid": int(pid),
                      "state": "lost" if not alive else ("stuck" if age > stuck_after else "running")})
+    # Lost tasks first: a view keyed by worker name then shows the live task of a restarted worker.
+    busy.sort(key=lambda b: (b["state"] != "lost", b["worker"]))
     done = sum(1 for _, raw in recent if raw.get(b"k") == b"complete")
     failed = sum(1 for _, raw in recent if raw.get(b"k") == b"error")
     return {

@@ -53,7 +53,7 @@ def test_read_since_cursor_and_block(broker):
                              dict(batch[1], k="error", r="2"), dict(batch[2], k="error", r="0")])
     assert events.states(conn, "x", ["t0", "t1", "t2"]) == {"t0": "executing", "t1": "retrying",
                                                            "t2": "error"}
-    assert conn.hgetall(events.keys("x")["busy"]) == {b"worker-1": b"t0|noop|0.0|1"}
+    assert conn.hgetall(events.keys("x")["busy"]) == {b"worker-1@1": b"t0|noop|0.0|1"}
     events.clear(conn, "x")
     assert events.read(conn, "x") == []
 
