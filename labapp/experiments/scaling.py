@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import statistics
 import time
 from typing import Any, Sequence
 
@@ -79,9 +80,23 @@ class ScalingResult:
         """Measured tasks per second, by worker count."""
         return {r.workers: r.throughput for r in self.runs}
 
+    @property
+    def task_seconds(self) -> float:
+        """Seconds one task really took alone: the median run time in the first (smallest) run.
+
+        The yardstick for CPU-bound tasks, whose loop count was calibrated once and may run
+        faster or slower than ``duration`` when a neighbour competes for the cores.
+        """
+        first = self.runs[0].spans
+        return statistics.median(s.end - s.start for s in first)
+
     def ideal(self, workers: int) -> float:
-        """Tasks per second if W workers never waited on each other: W/d."""
-        return workers / self.duration
+        """Tasks per second if W workers never waited on each other: W/d.
+
+        d is ``duration`` for I/O-bound tasks and the measured :attr:`task_seconds` for
+        CPU-bound ones (the smallest run should use one worker for that to mean "alone").
+        """
+        return workers / (self.duration if self.kind == "io" else self.task_seconds)
 
     def limit(self, workers: int) -> float:
         """What the hardware allows: W/d for I/O, min(W, cores)/d for CPU-bound processes,
@@ -89,7 +104,7 @@ class ScalingResult:
         if self.kind == "io":
             return self.ideal(workers)
         usable = 1 if self.worker_type == "thread" else min(workers, self.cores)
-        return usable / self.duration
+        return usable / self.task_seconds
 
     @property
     def efficiency(self) -> dict[int, float]:
