@@ -11,10 +11,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from labapp import procs
+from labapp import runstate
 from labapp.config import WORKER_TYPES, ConfigError, LabConfig, check_redis_url, default_run_root
 
 
@@ -66,35 +64,23 @@ def cmd_start(args: argparse.Namespace) -> int:
     return 0
 
 
-def _states(run_root: Path) -> list[tuple[Path, dict]]:
-    out = []
-    for path in sorted(run_root.glob("*/lab.json")):
-        try:
-            out.append((path, json.loads(path.read_text())))
-        except (OSError, ValueError):
-            continue
-    return out
-
-
 def cmd_status(args: argparse.Namespace) -> int:
-    from labapp.stack import _same_process
-    rows = _states(args.run_root)
+    rows = runstate.read_all(args.run_root)
     if not rows:
         print(f"no labs in {args.run_root}")
         return 0
     for path, state in rows:
         owner = state.get("owner") or {}
-        alive = "running" if _same_process(owner) else "stale (owner gone)"
+        alive = "running" if runstate.is_alive(owner) else "stale (owner gone)"
         kids = ", ".join(f"{k} {v['pid']}" for k, v in state.get("children", {}).items()
-                         if v and _same_process(v))
+                         if v and runstate.is_alive(v))
         print(f"{state.get('name')}: {alive}; owner pid {owner.get('pid')}; {kids or 'no processes'}"
               f"; run dir {path.parent}")
     return 0
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from labapp.stack import _same_process
-    rows = _states(args.run_root)
+    rows = runstate.read_all(args.run_root)
     names = set(args.names)
     unknown = names - {s.get("name") for _, s in rows}
     for name in sorted(unknown):
@@ -102,9 +88,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
     for path, state in rows:
         if names and state.get("name") not in names:
             continue
-        for child in (state.get("children") or {}).values():
-            if child and _same_process(child):
-                procs.signal_group(int(child["pid"]), signal.SIGKILL)
+        runstate.kill_children(state)
         path.unlink(missing_ok=True)
         print(f"stopped {state.get('name')}")
     return 1 if unknown else 0

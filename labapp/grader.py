@@ -32,7 +32,7 @@ import psutil
 from labapp import checks
 from labapp import grading
 from labapp import procs
-from labapp.stack import cleanup_stale
+from labapp.runstate import cleanup_stale
 
 logger = logging.getLogger(__name__)
 

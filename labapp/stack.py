@@ -26,6 +26,7 @@ import redis
 
 from labapp import events
 from labapp import procs
+from labapp import runstate
 from labapp import tasks
 from labapp.broker import Broker
 from labapp.broker import BrokerError
@@ -35,7 +36,6 @@ logger = logging.getLogger(__name__)
 
 START_TIMEOUT = 20.0
 GRACEFUL_TIMEOUT = 5.0   # huey_consumer -t: how long a graceful stop waits for running tasks
-STATE_FILE = "lab.json"
 _LABS: dict[str, "Lab"] = {}
 _LOCK = threading.RLock()
 
@@ -57,45 +57,9 @@ class _Either:
         return self.inst_fn.__get__(obj, cls)
 
 
-def _proc_identity(pid: int) -> dict[str, float] | None:
-    try:
-        return {"pid": pid, "create_time": psutil.Process(pid).create_time()}
-    except psutil.Error:
-        return None
-
-
-def _same_process(record: dict[str, Any]) -> bool:
-    """True when ``record`` (pid + create time) still names a live process (not a reused pid)."""
-    try:
-        proc = psutil.Process(int(record["pid"]))
-        return (abs(proc.create_time() - float(record["create_time"])) < 0.01
-                and proc.status() != psutil.STATUS_ZOMBIE)
-    except (psutil.Error, KeyError, TypeError, ValueError):
-        return False
-
-
 def cleanup_stale(run_root: Path) -> list[str]:
-    """Kill and remove labs whose owning process died (e.g. a kernel killed with SIGKILL)."""
-    removed = []
-    if not run_root.is_dir():
-        return removed
-    for state_path in run_root.glob(f"*/{STATE_FILE}"):
-        try:
-            state = json.loads(state_path.read_text())
-        except (OSError, ValueError):
-            continue
-        if _same_process(state.get("owner", {})):
-            continue
-        for child in state.get("children", {}).values():
-            if child and _same_process(child):
-                procs.signal_group(int(child["pid"]), signal.SIGKILL)
-        shutil.rmtree(state_path.parent, ignore_errors=True)
-        removed.append(state_path.parent.name)
-    for folder in run_root.iterdir():  # stopped labs keep their logs until the next start
-        if (folder.is_dir() and not (folder / STATE_FILE).exists() and folder.name not in _LABS
-                and time.time() - folder.stat().st_mtime > 5):
-            shutil.rmtree(folder, ignore_errors=True)
-    return removed
+    """Kill and remove labs whose owning process died; keeps run dirs of this process's labs."""
+    return runstate.cleanup_stale(run_root, keep=_LABS)
 
 
 class Lab:
@@ -156,10 +120,10 @@ class Lab:
         cfg = self.config
         cleanup_stale(Path(cfg.run_root))
         Path(cfg.run_root).mkdir(mode=0o700, parents=True, exist_ok=True)
-        state_path = cfg.run_dir / STATE_FILE
+        state_path = cfg.run_dir / runstate.STATE_FILE
         if state_path.exists():
             state = json.loads(state_path.read_text())
-            if _same_process(state.get("owner", {})):
+            if runstate.is_alive(state.get("owner")):
                 raise ConfigError(f"a lab named {cfg.name!r} is already running in process "
                                   f"{state['owner']['pid']}: pick another name= or stop it there")
         if not cfg.external:
@@ -239,7 +203,7 @@ class Lab:
                 self._client.close()
                 self._client = None
             tasks.unbind(self.config.name)
-            (self.config.run_dir / STATE_FILE).unlink(missing_ok=True)
+            (self.config.run_dir / runstate.STATE_FILE).unlink(missing_ok=True)
             if _LABS.get(self.config.name) is self:
                 del _LABS[self.config.name]
 
@@ -540,14 +504,9 @@ class Lab:
         return ".".join(("lab", self.config.name, *parts))
 
     def _save_state(self) -> None:
-        children = {"broker": self.broker.pid, "web": self.web and self.web.pid,
-                    "consumer": self.consumer and self.consumer.pid}
-        state = {"name": self.config.name, "owner": _proc_identity(os.getpid()),
-                 "children": {k: _proc_identity(v) if v else None for k, v in children.items()}}
-        path = self.config.run_dir / STATE_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, path)
+        runstate.write(self.config.run_dir, self.config.name, {
+            "broker": self.broker.pid, "web": self.web and self.web.pid,
+            "consumer": self.consumer and self.consumer.pid})
 
     def _forget_keys(self) -> None:
         """On an external server, delete exactly the keys this lab created."""

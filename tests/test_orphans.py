@@ -1,6 +1,5 @@
 """Nothing the lab starts may outlive the process that started it, even after SIGKILL."""
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -76,7 +75,7 @@ def test_kernel_killed_by_jupyter_leaves_no_process(run_root):
 
 def test_stale_lab_processes_are_killed_at_next_start(run_root):
     """A lab whose owner vanished without PDEATHSIG (e.g. another OS) is swept at the next start."""
-    from labapp.stack import _proc_identity, cleanup_stale
+    from labapp.runstate import cleanup_stale, identity
     stray = subprocess.Popen(["sleep", "60"], start_new_session=True)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -85,7 +84,7 @@ def test_stale_lab_processes_are_killed_at_next_start(run_root):
     (folder / "lab.json").write_text(json.dumps({
         "name": "stale_one",
         "owner": {"pid": dead.pid, "create_time": 1.0},
-        "children": {"web": _proc_identity(stray.pid)}}))
+        "children": {"web": identity(stray.pid)}}))
     assert "stale_one" in cleanup_stale(run_root)
     assert stray.wait(5) == -signal.SIGKILL
     assert not folder.exists()

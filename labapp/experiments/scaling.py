@@ -10,7 +10,6 @@ import dataclasses
 import logging
 import os
 import statistics
-import time
 from typing import Any, Sequence
 
 from labapp.experiments._common import Progress
