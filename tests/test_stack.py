@@ -236,3 +236,31 @@ def test_logs_and_repr(clean_lab):
         clean_lab.logs("nope")
     assert clean_lab.name in repr(clean_lab) and "running" in repr(clean_lab)
     assert "monitor" in clean_lab._repr_html_()
+
+
+def test_two_kernels_at_once_do_not_collide(run_root):
+    """Two processes (two notebooks) start default labs at the same moment."""
+    script = textwrap.dedent(f"""
+        import json, sys
+        from labapp import Lab
+        lab = Lab.start(run_root={str(run_root)!r}, quiet=True)
+        h = lab.enqueue("sleep", seconds=0.05)
+        st = lab.status()
+        print(json.dumps({{"name": lab.name, "redis": st["redis_url"], "url": st["url"],
+                          "done": lab.wait(h, 20), "pids": [st["broker"], st["web"], st["consumer"]]}}),
+              flush=True)
+        sys.stdin.read()
+    """)
+    kernels = [subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        infos = [json.loads(k.stdout.readline()) for k in kernels]
+    finally:
+        for k in kernels:
+            k.stdin.close()
+            k.wait(20)
+    a, b = infos
+    assert a["done"] and b["done"]
+    assert a["name"] != b["name"] and a["redis"] != b["redis"] and a["url"] != b["url"]
+    pids = a["pids"] + b["pids"]
+    assert procs.wait_until(lambda: not any(psutil.pid_exists(p) for p in pids), 5)
