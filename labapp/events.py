@@ -31,9 +31,10 @@ LINGER = 0.005  # seconds a worker's event writer collects events before one pip
 DETAIL_MAX = 120
 #: Events after which a task will not run again (an ``error`` only when no retries are left).
 TERMINAL = {"complete", "revoked", "expired", "canceled", "interrupted", "locked"}
-#: Events that end a worker's current task (it is then no longer busy).
+#: Events that end a worker's current task (it is then no longer busy). ``retrying`` is
+#: here because a task that raises ``RetryTask`` emits no ``error``, only ``retrying``.
 WORKER_DONE = {"complete", "error", "canceled", "interrupted", "locked", "timeout",
-               "rate-limited"}
+               "rate-limited", "retrying"}
 
 
 def keys(name: str) -> dict[str, str]:

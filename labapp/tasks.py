@@ -19,8 +19,10 @@ from typing import Any, Callable
 from huey import RedisHuey
 from huey.api import Task, TaskWrapper
 from huey.exceptions import ResultTimeout
+from huey.exceptions import RetryTask
 
 from labapp import events
+from labapp.backoff import flaky_jitter_delay
 
 READ_TIMEOUT = 0.25  # seconds a worker blocks on BRPOP; also bounds a graceful stop
 
@@ -135,10 +137,16 @@ TASKS: dict[str, TaskWrapper] = {}
 SPECS: dict[str, dict[str, Param]] = {}
 
 
-def demo(**params: Param) -> Callable[[Callable[..., Any]], TaskWrapper]:
-    """Register a function as a Huey task that HTTP and ``lab.enqueue`` may name."""
+def demo(huey_options: dict[str, Any] | None = None,
+         **params: Param) -> Callable[[Callable[..., Any]], TaskWrapper]:
+    """Register a function as a Huey task that HTTP and ``lab.enqueue`` may name.
+
+    :param huey_options: passed to ``huey.task()``, e.g. ``{"context": True}`` for a task that
+        needs its own ``Task`` object (it then arrives as the keyword argument ``task``).
+    :param params: the accepted arguments and their bounds.
+    """
     def decorator(fn: Callable[..., Any]) -> TaskWrapper:
-        wrapper = huey.task()(fn)
+        wrapper = huey.task(**(huey_options or {}))(fn)
         TASKS[fn.__name__] = wrapper
         SPECS[fn.__name__] = params
         return wrapper
@@ -211,6 +219,35 @@ def flaky(key: str = "flaky", fail_times: int = 1) -> int:
     if attempt <= fail_times:
         raise TransientError(f"attempt {attempt} of {key!r} failed (fails {fail_times}x)")
     return attempt
+
+
+@demo({"context": True},
+      key=Param(str, "flaky", pattern=KEY), fail_times=Param(int, 1, 0, 20),
+      max_retries=Param(int, 3, 0, 10), base=Param(float, 1.0, 0.0, 30.0),
+      factor=Param(float, 2.0, 1.0, 4.0), jitter=Param(float, 0.5, 0.0, 1.0),
+      seed=Param(int, 0, 0, 2**31 - 1))
+def flaky_jitter(key: str = "flaky", fail_times: int = 1, max_retries: int = 3,
+                 base: float = 1.0, factor: float = 2.0, jitter: float = 0.5, seed: int = 0,
+                 task: Task | None = None) -> int:
+    """``flaky`` that retries itself with exponential backoff and jitter; returns the attempt.
+
+    Huey has no jitter option, so the task asks for each retry itself by raising
+    ``RetryTask(delay=...)`` with a delay from :func:`backoff_delay` (seeded by ``seed`` and
+    ``key``). Huey adds one retry before it spends one on a ``RetryTask``, so the budget never
+    shrinks: the task counts its own attempts and, after ``max_retries`` retries, raises the
+    error for good (then the task ends in the ``error`` state).
+    """
+    attempt = _conn().incr(lab_key("flaky", key))
+    if attempt > fail_times:
+        return attempt
+    if attempt > max_retries:  # the first try plus max_retries retries: give up
+        if task is not None:
+            task.retries = 0  # final, even if Huey's own ``retries`` option was given too
+        raise TransientError(f"attempt {attempt} of {key!r} failed (fails {fail_times}x, "
+                             f"no retries left of {max_retries})")
+    delay = flaky_jitter_delay(key, attempt, base, factor, jitter, seed)
+    raise RetryTask(f"attempt {attempt} of {key!r} failed; retrying in {delay:.2f} s",
+                    delay=delay)
 
 
 @demo(key=Param(str, "race", pattern=KEY), seconds=Param(float, 0.05, 0.0, 5.0))

@@ -1,4 +1,4 @@
-"""Experiments latency, overhead, ordering, retries and scaling on real labs.
+"""Experiments latency, overhead, ordering, retries (with jitter) and scaling on real labs.
 
 Each test asserts the behaviour the experiment teaches, with margins wide enough for a
 busy 2-core machine. Tests that change workers or web threads use their own lab.
@@ -20,6 +20,9 @@ from labapp.experiments import ordering
 from labapp.experiments import overhead
 from labapp.experiments import retries
 from labapp.experiments import scaling
+from labapp.experiments.retries import RetriesResult
+from labapp.experiments.retries import RetryAttempt
+from labapp.experiments.retries import StrategyRun
 
 
 # ------------------------------------------------------------------ latency / overhead
@@ -110,6 +113,64 @@ def test_retries_backoff_grows_and_no_retry_leaves_the_error(clean_lab):
     assert "tick" in repr(result)
 
 
+@pytest.mark.slow
+def test_jitter_spreads_the_retries_of_clients_that_failed_together(clean_lab):
+    result = retries(clean_lab, fail_times=2, retry_delay=2.0, backoff=2.0, clients=8,
+                     strategies=("backoff", "jitter"), jitter=0.5, seed=0)
+    for name in ("backoff", "jitter"):
+        runs = result.runs_of(name)
+        assert len(runs) == 8 and all(r.completed for r in runs), result
+        assert all(len(r.attempts) == 3 for r in runs), result  # 2 failures, then success
+    # RetryTask attempts end with ``retrying`` (no ``error`` event): counted as retries.
+    jitter = result.run("jitter")
+    assert [a.outcome for a in jitter.attempts] == ["retry", "retry", "complete"]
+    # Plain backoff: every client's retry starts in the same tick (one tick at most apart,
+    # when the first attempts happened to straddle a tick boundary).
+    assert max(result.spread("backoff")) < 1.5, result
+    # Jitter: the seeded delays spread the clients' retries over several ticks.
+    assert max(result.spread("jitter")) > max(result.spread("backoff")) + 1.0, result
+    assert len(result.bursts("jitter")) > len(result.bursts("backoff")), result
+    # Each measured wait is the seeded delay rounded up to a tick (plus scheduling noise).
+    for run in result.runs_of("jitter"):
+        for planned, gap in zip(run.planned_delays, run.gaps):
+            assert planned - 0.2 < gap < planned + result.tick + 1.0, result
+    assert "clients" in repr(result) and "tick" in repr(result)
+    assert not clean_lab.redis.hgetall(f"lab.{clean_lab.name}.busy")  # no worker left "busy"
+
+
+def test_jitter_task_stops_after_its_own_retry_budget(clean_lab):
+    # base 0: each retry goes to the next scheduler tick; Huey's budget would never run out.
+    result = retries(clean_lab, fail_times=3, retries=1, retry_delay=0.0,
+                     strategies=("jitter",))
+    run = result.run("jitter")
+    assert [a.outcome for a in run.attempts] == ["retry", "error"], result
+    assert run.final_state == "error" and not run.completed
+    with pytest.raises(TaskException):
+        clean_lab.result(run.task_id)
+
+
+def test_retries_result_measures_bursts_and_spread():
+    def run(name, client, starts):
+        attempts = tuple(RetryAttempt(i + 1, 100 + t, 100 + t + 0.01,
+                                      "complete" if i == len(starts) - 1 else "error", "w")
+                         for i, t in enumerate(starts))
+        return StrategyRun(name, 2, 2.0, 2.0, f"{name}{client}", 100.0, attempts, "complete",
+                           client=client, jitter=0.5 if name == "jitter" else 0.0,
+                           key=f"k{client}")
+    runs = (run("backoff", 0, [0, 2.9, 6.9]), run("backoff", 1, [0.01, 2.91, 6.92]),
+            run("backoff", 2, [0.02, 2.92, 6.93]),
+            run("jitter", 0, [0, 1.9, 4.9]), run("jitter", 1, [0.01, 2.9, 8.9]),
+            run("jitter", 2, [0.02, 2.91, 6.9]))
+    result = RetriesResult(2, runs, clients=3)
+    assert result.names == ["backoff", "jitter"] and len(result.runs_of("jitter")) == 3
+    assert [(round(t, 2), n) for t, n in result.bursts("backoff")] == [(2.9, 3), (6.9, 3)]
+    assert [n for _, n in result.bursts("jitter")] == [1, 2, 1, 1, 1]
+    assert (result.peak("backoff"), result.peak("jitter")) == (3, 2)
+    assert [round(s, 2) for s in result.spread("jitter")] == [1.01, 4.0]
+    assert result.jitter_window() == 2.0 and "2 ticks" in repr(result)
+    assert "at most 3 retries in one tick" in repr(result)
+
+
 # ------------------------------------------------------------------ scaling
 @pytest.mark.slow
 def test_io_scaling_four_workers_drain_faster(make_lab):
@@ -134,6 +195,13 @@ def test_io_scaling_four_workers_drain_faster(make_lab):
     (lambda lab: retries(lab, fail_times=-1), "fail_times"),
     (lambda lab: retries(lab, backoff=0.5), "backoff"),
     (lambda lab: retries(lab, strategies=("fixed", "fixed")), "strategies"),
+    (lambda lab: retries(lab, strategies=("jitter", "sideways")), "strategies"),
+    (lambda lab: retries(lab, clients=0), "clients"),
+    (lambda lab: retries(lab, clients=21), "clients"),
+    (lambda lab: retries(lab, jitter=1.5), "jitter"),
+    (lambda lab: retries(lab, seed=-1), "seed"),
+    (lambda lab: retries(lab, fail_times=10, retry_delay=30, backoff=4,
+                         strategies=("jitter",)), "allowed"),
     (lambda lab: scaling(lab, workers=(0, 2)), "workers"),
     (lambda lab: scaling(lab, kind="gpu"), "kind"),
     (lambda lab: scaling(lab, duration=-0.1), "duration"),

@@ -71,6 +71,19 @@ def retries_result() -> RetriesResult:
                              run("backoff", [1.5, 3.0])))
 
 
+def herd_result() -> RetriesResult:
+    # 4 clients per strategy: backoff retries all land in the same ticks, jitter's spread out.
+    def run(name, client, starts):
+        attempts = tuple(RetryAttempt(i + 1, T0 + t, T0 + t + 0.01,
+                                      "complete" if i == len(starts) - 1 else "retry", "w")
+                         for i, t in enumerate(starts))
+        return StrategyRun(name, 2, 2.0, 2.0, f"{name}{client}", T0, attempts, "complete",
+                           client=client, jitter=0.5 if name == "jitter" else 0.0)
+    backoff = [run("backoff", c, [0.01 * c, 2.9, 6.9]) for c in range(4)]
+    jitter = [run("jitter", c, [0.01 * c, 1.9 + c, 5.9 + 1.0 * c]) for c in range(4)]
+    return RetriesResult(2, (*backoff, *jitter), clients=4)
+
+
 def scaling_result(kind: str = "io", worker_type: str = "thread") -> ScalingResult:
     runs = []
     for w in (1, 2, 4):
@@ -169,6 +182,45 @@ def test_retry_timeline_marks_every_attempt():
     waits = [t.get_text() for t in ax.texts if t.get_text().startswith("waits")]
     assert waits == ["waits 1.5 s", "waits 2.0 s", "waits 1.5 s", "waits 3.0 s"]
     assert "(s)" in ax.get_xlabel() and "tick" in ax.get_title()
+    render(fig)
+
+
+def test_retry_timeline_has_a_jitter_row_in_its_own_colour():
+    base = retries_result()
+    jitter = StrategyRun("jitter", 2, 1.0, 2.0, "jitter", T0,
+                         (RetryAttempt(1, T0, T0 + 0.01, "retry", "worker-1"),
+                          RetryAttempt(2, T0 + 2.5, T0 + 2.51, "retry", "worker-2"),
+                          RetryAttempt(3, T0 + 5.0, T0 + 5.01, "complete", "worker-1")),
+                         "complete", jitter=0.5)
+    result = RetriesResult(2, (*base.runs, jitter))
+    ax = plot_retries(result).axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert len(labels) == 4 and "jitter" in labels[-1] and "50%" in labels[-1]
+    markers = [line for line in ax.get_lines() if line.get_marker() in ("X", "o")]
+    assert len(markers) == 10
+    arrows = [t.arrow_patch.get_edgecolor() for t in ax.texts if getattr(t, "arrow_patch", None)]
+    assert matplotlib.colors.to_rgba(OKABE_ITO["purple"]) in arrows
+
+
+def test_herd_timeline_draws_every_client_and_counts_retries_per_tick():
+    result = herd_result()
+    fig = plot_retries(result)
+    ax = fig.axes[0]
+    markers = [line for line in ax.get_lines() if line.get_marker() in ("X", "o")]
+    assert len(markers) == 8 * 3
+    purple = matplotlib.colors.to_rgba(OKABE_ITO["purple"])
+    clients = [line for line in ax.get_lines()
+               if matplotlib.colors.to_rgba(line.get_color()) == purple]
+    assert len(clients) == 4  # one line per jitter client
+    counts = {name: [t.get_text() for t in ax.texts if t.get_text().isdigit()
+                     and matplotlib.colors.to_rgba(t.get_color())
+                     == matplotlib.colors.to_rgba(OKABE_ITO[colour])]
+              for name, colour in (("backoff", "blue"), ("jitter", "purple"))}
+    assert counts["backoff"] == ["4", "4"]
+    assert counts["jitter"] == ["1"] * 8  # every retry in a tick of its own
+    assert any("at most 4 retries" in t.get_text() for t in ax.texts)
+    assert "clients" in ax.get_title() and "tick" in ax.get_title()
+    assert "one line per client" in [t.get_text() for t in ax.get_legend().get_texts()]
     render(fig)
 
 

@@ -1,4 +1,5 @@
-"""Task specs (pure): what HTTP bodies and lab.enqueue may ask for."""
+"""Task specs and helpers (pure): what HTTP bodies and lab.enqueue may ask for; backoff."""
+
 import pytest
 
 from labapp import tasks
@@ -39,3 +40,14 @@ def test_every_demo_task_has_a_spec_and_a_docstring():
 def test_call_local_runs_pure_tasks():
     assert tasks.TASKS["cpu"].call_local(n=10) == sum(i * i % 7 for i in range(10))
     assert tasks.TASKS["sleep"].call_local(seconds=0) == 0
+
+
+def test_flaky_jitter_spec_is_bounded_and_hides_the_context_argument():
+    args, options = tasks.validate("flaky_jitter", {"fail_times": 2, "jitter": 1})
+    assert args == {"key": "flaky", "fail_times": 2, "max_retries": 3, "base": 1.0,
+                    "factor": 2.0, "jitter": 1.0, "seed": 0} and options == {}
+    assert tasks.TASKS["flaky_jitter"].context  # Huey hands it its Task as ``task``
+    with pytest.raises(ValueError, match="out of range"):
+        tasks.validate("flaky_jitter", {"jitter": 2})
+    with pytest.raises(ValueError, match="unknown parameter 'task'"):
+        tasks.validate("flaky_jitter", {"task": None})

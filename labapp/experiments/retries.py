@@ -1,18 +1,23 @@
-"""Retries (05, pitfall 3): a flaky task with no retries, a fixed delay, and exponential backoff.
+"""Retries (05, pitfall 3): a flaky task with no retries, a fixed delay, exponential backoff,
+and exponential backoff with jitter.
 
 Huey retries nothing unless asked (``retries=0``). With ``retry_delay`` the retry waits in
 the schedule, which Huey's scheduler reads once per tick (1 s), so a 1 s delay really costs
-1-2 s; ``retry_backoff`` multiplies the delay after each attempt. All strategies run at the
-same time, each on its own flaky task (own failure counter), so the run takes as long as
-the slowest strategy.
+1-2 s; ``retry_backoff`` multiplies the delay after each attempt. Huey has no jitter, so the
+``jitter`` strategy runs :func:`labapp.tasks.flaky_jitter`, which schedules its own retries
+with a seeded random delay. All strategies run at the same time, each on its own flaky
+task (own failure counter), so the run takes as long as the slowest strategy.
+
+With ``clients > 1`` every strategy gets that many tasks, enqueued together and failing
+together, like many users of one service that just went down: the thundering herd.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from typing import Any, Sequence
 
+from labapp import tasks
 from labapp.experiments._common import check_range
 from labapp.experiments._control import arranged
 from labapp.experiments._control import wait_for_events
@@ -21,7 +26,10 @@ logger = logging.getLogger(__name__)
 
 SCHEDULER_TICK = 1.0  # seconds between the consumer's schedule reads (huey_consumer -s)
 BUDGET = 120.0
-STRATEGIES = ("none", "fixed", "backoff")
+STRATEGIES = ("none", "fixed", "backoff", "jitter")
+#: what ``retries()`` runs unless told: jitter only shows with many clients (``clients=8``)
+DEFAULT_STRATEGIES = ("none", "fixed", "backoff")
+MAX_CLIENTS = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,8 +38,8 @@ class RetryAttempt:
 
     number: int     #: 1 for the first try
     start: float    #: ``time.time()`` of ``executing``
-    end: float      #: ``time.time()`` of ``complete``/``error``
-    outcome: str    #: ``complete`` or ``error``
+    end: float      #: ``time.time()`` of ``complete``/``error``/``retrying``
+    outcome: str    #: ``complete``, ``error``, or ``retry`` (failed and raised ``RetryTask``)
     worker: str
 
 
@@ -39,7 +47,7 @@ class RetryAttempt:
 class StrategyRun:
     """One flaky task under one retry policy, attempt by attempt."""
 
-    name: str                 #: ``none``, ``fixed`` or ``backoff``
+    name: str                 #: ``none``, ``fixed``, ``backoff`` or ``jitter``
     retries: int
     retry_delay: float
     retry_backoff: float
@@ -47,6 +55,10 @@ class StrategyRun:
     enqueued: float           #: ``time.time()`` of the producer's ``enqueued`` event
     attempts: tuple[RetryAttempt, ...]
     final_state: str          #: last state recorded for the task (``complete``, ``error`` …)
+    client: int = 0           #: which of the simultaneous clients (0 when there is one)
+    jitter: float = 0.0       #: relative jitter of the ``jitter`` strategy (0 otherwise)
+    key: str = ""             #: the flaky task's key (its failure counter, and jitter's seed)
+    seed: int = 0             #: the ``jitter`` strategy's seed
 
     @property
     def gaps(self) -> list[float]:
@@ -56,8 +68,12 @@ class StrategyRun:
 
     @property
     def planned_delays(self) -> list[float]:
-        """The delays Huey was asked for: ``retry_delay × retry_backoff**i``."""
+        """The delays Huey was asked for: ``retry_delay × retry_backoff**i`` (× jitter's draw)."""
         factor = self.retry_backoff or 1.0
+        if self.name == "jitter":
+            return [tasks.flaky_jitter_delay(self.key, i + 1, self.retry_delay, factor,
+                                             self.jitter, self.seed)
+                    for i in range(len(self.attempts) - 1)]
         return [self.retry_delay * factor ** i for i in range(len(self.attempts) - 1)]
 
     @property
@@ -75,7 +91,10 @@ class StrategyRun:
         policy = {"none": "no retries",
                   "fixed": f"{self.retries} retries, {self.retry_delay:g} s apart",
                   "backoff": f"{self.retries} retries, {self.retry_delay:g} s x"
-                             f"{self.retry_backoff:g} backoff"}.get(self.name, self.name)
+                             f"{self.retry_backoff:g} backoff",
+                  "jitter": f"{self.retries} retries, {self.retry_delay:g} s x"
+                            f"{self.retry_backoff:g} backoff, jitter ±{self.jitter:.0%}"
+                  }.get(self.name, self.name)
         gaps = ", ".join(f"{g:.1f}" for g in self.gaps)
         gap_text = f", waits {gaps} s" if gaps else ""
         n = len(self.attempts)
@@ -85,20 +104,77 @@ class StrategyRun:
 
 @dataclasses.dataclass(frozen=True)
 class RetriesResult:
-    """The same flaky task (fails ``fail_times`` times) under each retry strategy."""
+    """The same flaky task (fails ``fail_times`` times) under each retry strategy.
+
+    With ``clients > 1``, ``runs`` holds one run per strategy and client.
+    """
 
     fail_times: int
     runs: tuple[StrategyRun, ...]
     tick: float = SCHEDULER_TICK
+    clients: int = 1
+
+    @property
+    def names(self) -> list[str]:
+        """The strategies in this result, in the order they ran."""
+        return list(dict.fromkeys(r.name for r in self.runs))
 
     def run(self, name: str) -> StrategyRun:
-        """The run of strategy ``name``."""
-        for r in self.runs:
-            if r.name == name:
-                return r
-        raise KeyError(f"no strategy {name!r} in this result: {[r.name for r in self.runs]}")
+        """The run of strategy ``name`` (its first client's, when there are several)."""
+        return self.runs_of(name)[0]
+
+    def runs_of(self, name: str) -> list[StrategyRun]:
+        """Every client's run of strategy ``name``."""
+        found = [r for r in self.runs if r.name == name]
+        if not found:
+            raise KeyError(f"no strategy {name!r} in this result: {self.names}")
+        return found
+
+    @property
+    def origin(self) -> float:
+        """``time.time()`` of the first ``enqueued`` event: time 0 of the plots."""
+        return min((r.enqueued for r in self.runs if r.enqueued == r.enqueued), default=0.0)
+
+    def retry_starts(self, name: str) -> list[float]:
+        """Seconds after :attr:`origin` when strategy ``name``'s retries started (all clients)."""
+        return sorted(a.start - self.origin for r in self.runs_of(name) for a in r.attempts[1:])
+
+    def spread(self, name: str) -> list[float]:
+        """Per retry (1st, 2nd …): seconds between the first and the last client starting it."""
+        out = []
+        for i in range(1, 1 + max(len(r.attempts) for r in self.runs_of(name))):
+            starts = [r.attempts[i].start for r in self.runs_of(name) if len(r.attempts) > i]
+            if len(starts) > 1:
+                out.append(max(starts) - min(starts))
+        return out
+
+    def bursts(self, name: str) -> list[tuple[float, int]]:
+        """Strategy ``name``'s retries grouped by scheduler tick: (first start, how many).
+
+        Retries due in the same tick are enqueued together and start within milliseconds;
+        the next tick's start a whole tick later, so starts less than half a tick after a
+        group's first one belong to that group.
+        """
+        groups: list[tuple[float, int]] = []
+        for t in self.retry_starts(name):
+            if groups and t - groups[-1][0] < self.tick / 2:
+                groups[-1] = (groups[-1][0], groups[-1][1] + 1)
+            else:
+                groups.append((t, 1))
+        return groups
+
+    def peak(self, name: str) -> int:
+        """The most retries of strategy ``name`` that started in one scheduler tick."""
+        return max((n for _, n in self.bursts(name)), default=0)
+
+    def jitter_window(self) -> float:
+        """Width (s) of the window jitter draws the first retry's delay from (0 without jitter)."""
+        runs = [r for r in self.runs if r.name == "jitter"]
+        return 2 * runs[0].jitter * runs[0].retry_delay if runs else 0.0
 
     def __repr__(self) -> str:
+        if self.clients > 1:
+            return self._repr_herd()
         parts = []
         for r in self.runs:
             n = len(r.attempts)
@@ -106,25 +182,60 @@ class RetriesResult:
             parts.append(f"{r.name} -> {r.final_state} after {n} attempt{'s' * (n != 1)}"
                          + (f", waits {waits} s" if waits else ""))
         return (f"RetriesResult(a task failing {self.fail_times}x; delays round up to the "
-                f"scheduler's {self.tick:g} s tick:\n  {' · '.join(parts)})")
+                f"scheduler's {self.tick:g} s tick{self._jitter_note()}:\n  {' · '.join(parts)})")
+
+    def _repr_herd(self) -> str:
+        lines = []
+        for name in self.names:
+            runs = self.runs_of(name)
+            done = sum(r.completed for r in runs)
+            spread = ", ".join(f"{s:.1f}" for s in self.spread(name)) or "-"
+            lines.append(f"{name}: {done}/{len(runs)} completed; retries 1, 2 … spread over "
+                         f"{spread} s; at most {self.peak(name)} retries in one tick")
+        return (f"RetriesResult({self.clients} clients, each task failing {self.fail_times}x "
+                f"at the same moment; delays round up to the scheduler's {self.tick:g} s tick"
+                f"{self._jitter_note()}:\n  " + "\n  ".join(lines) + ")")
+
+    def _jitter_note(self) -> str:
+        width = self.jitter_window()
+        if not width:
+            return ""
+        ticks = width / self.tick
+        text = f"; jitter draws the first delay from a {width:g} s window ({ticks:g} tick"
+        text += "s)" if ticks != 1 else ")"
+        if ticks >= 2:
+            return text + ", wide enough to survive that rounding"
+        if ticks >= 1:
+            return text + ", which the rounding blurs (raise retry_delay or jitter)"
+        return text + ", which the rounding may erase (raise retry_delay or jitter)"
 
 
 def retries(lab: Any, fail_times: int = 2, retry_delay: float = 1.0, backoff: float = 2.0,
             retries: int | None = None,
-            strategies: Sequence[str] = STRATEGIES) -> RetriesResult:
+            strategies: Sequence[str] = DEFAULT_STRATEGIES, clients: int = 1,
+            jitter: float = 0.5, seed: int = 0) -> RetriesResult:
     """Run a task that fails ``fail_times`` times under each retry strategy, side by side.
 
     :param fail_times: failures before the task succeeds (0 to 10).
-    :param retry_delay: seconds before the first retry for ``fixed`` and ``backoff`` (0 to 30).
-    :param backoff: ``retry_backoff`` multiplier of the ``backoff`` strategy (1 to 4).
+    :param retry_delay: seconds before the first retry, except for ``none`` (0 to 30).
+    :param backoff: delay multiplier of ``backoff`` and ``jitter`` (1 to 4).
     :param retries: retries allowed (0 to 10; default ``fail_times``, just enough).
-    :param strategies: any of ``none``, ``fixed``, ``backoff``.
+    :param strategies: any of ``none``, ``fixed``, ``backoff``, ``jitter``.
+    :param clients: tasks per strategy, enqueued together (1 to 20): with several, plain
+        backoff retries them all in the same tick and jitter spreads them out.
+    :param jitter: ``jitter``'s relative spread (0 to 1): each delay is scaled by a random
+        factor from ``[1 - jitter, 1 + jitter]``. Keep ``2 × jitter × retry_delay`` at a tick
+        (1 s) or more, or the scheduler's rounding hides the spread.
+    :param seed: seeds ``jitter``'s delays, so a run repeats (0 to 2**31 - 1).
     """
     check_range("fail_times", fail_times, 0, 10, integer=True)
     check_range("retry_delay", retry_delay, 0, 30)
     check_range("backoff", backoff, 1, 4)
     retries = fail_times if retries is None else retries
     check_range("retries", retries, 0, 10, integer=True)
+    check_range("clients", clients, 1, MAX_CLIENTS, integer=True)
+    check_range("jitter", jitter, 0, 1)
+    check_range("seed", seed, 0, 2**31 - 1, integer=True)
     bad = [s for s in strategies if s not in STRATEGIES]
     if bad or not strategies or len(set(strategies)) != len(strategies):
         raise ValueError(f"strategies={tuple(strategies)!r}: choose distinct names from "
@@ -132,7 +243,9 @@ def retries(lab: Any, fail_times: int = 2, retry_delay: float = 1.0, backoff: fl
     if lab.config.workers < 1:
         raise ValueError("retries needs at least 1 worker: run lab.scale(2) first")
     attempts = min(fail_times, retries)
-    planned = max(sum(retry_delay * (backoff if s == "backoff" else 1.0) ** i
+    # the longest any strategy may wait: jitter's delays are at most (1 + jitter) × backoff's
+    scale = {"none": 0.0, "fixed": 1.0, "backoff": 1.0, "jitter": 1.0 + jitter}
+    planned = max(sum(retry_delay * scale[s] * (1.0 if s == "fixed" else backoff) ** i
                       for i in range(attempts)) for s in strategies) + attempts * SCHEDULER_TICK
     if planned > BUDGET:
         raise ValueError(f"retry_delay/backoff/fail_times add up to about {planned:.0f} s of "
@@ -140,35 +253,50 @@ def retries(lab: Any, fail_times: int = 2, retry_delay: float = 1.0, backoff: fl
     options = {"none": {"retries": 0},
                "fixed": {"retries": retries, "retry_delay": retry_delay},
                "backoff": {"retries": retries, "retry_delay": retry_delay,
-                           "retry_backoff": backoff}}
-    run_id = time.time_ns()
-    keys = {s: f"retries-{s}-{run_id}" for s in strategies}
+                           "retry_backoff": backoff},
+               # Huey has no jitter: this task asks for each retry itself (RetryTask)
+               "jitter": {"max_retries": retries, "base": retry_delay, "factor": backoff,
+                          "jitter": jitter, "seed": seed}}
+    # Fixed keys (not per run), so jitter's seeded delays repeat; their counters are
+    # deleted before and after the run (arranged() has emptied queue and schedule).
+    keys = {(s, c): f"retries-{s}-{c}" for c in range(clients) for s in strategies}
+    counters = [f"lab.{lab.name}.flaky.{k}" for k in keys.values()]
     with arranged(lab) as cursor:
-        handles = {s: lab.enqueue("flaky", key=keys[s], fail_times=fail_times, **options[s])
-                   for s in strategies}
-        ids = {h.id: s for s, h in handles.items()}
-        evs = wait_for_events(lab, cursor, set(ids), timeout=planned + 10 + 2 * SCHEDULER_TICK,
+        lab.redis.delete(*counters)
+        # client by client, strategy by strategy: no strategy gets a head start
+        handles = {(s, c): lab.enqueue("flaky_jitter" if s == "jitter" else "flaky", key=k,
+                                       fail_times=fail_times, **options[s])
+                   for (s, c), k in keys.items()}
+        ids = {h.id for h in handles.values()}
+        evs = wait_for_events(lab, cursor, ids, timeout=planned + 10 + 2 * SCHEDULER_TICK,
                               label="retries")
-        lab.redis.delete(*(f"lab.{lab.name}.flaky.{k}" for k in keys.values()))
+        lab.redis.delete(*counters)
     runs = []
-    for s, h in handles.items():
-        mine = sorted((e for e in evs if e.task_id == h.id), key=lambda e: e.time)
-        opts = options[s]
-        runs.append(StrategyRun(
-            name=s, retries=opts["retries"], retry_delay=opts.get("retry_delay", 0.0),
-            retry_backoff=opts.get("retry_backoff", 0.0), task_id=h.id,
-            enqueued=next((e.time for e in mine if e.kind == "enqueued"), float("nan")),
-            attempts=_attempts(mine), final_state=_final_state(mine)))
-    return RetriesResult(fail_times, tuple(runs))
+    for s in strategies:
+        for c in range(clients):
+            h = handles[(s, c)]
+            mine = sorted((e for e in evs if e.task_id == h.id), key=lambda e: e.time)
+            opts = options[s]
+            runs.append(StrategyRun(
+                name=s, retries=opts.get("retries", opts.get("max_retries", 0)),
+                retry_delay=opts.get("retry_delay", opts.get("base", 0.0)),
+                retry_backoff=opts.get("retry_backoff", opts.get("factor", 0.0)), task_id=h.id,
+                enqueued=next((e.time for e in mine if e.kind == "enqueued"), float("nan")),
+                attempts=_attempts(mine), final_state=_final_state(mine), client=c,
+                jitter=opts.get("jitter", 0.0), key=keys[(s, c)], seed=seed))
+    return RetriesResult(fail_times, tuple(runs), clients=clients)
 
 
 def _attempts(evs: list[Any]) -> tuple[RetryAttempt, ...]:
+    # A task that raises RetryTask emits no ``error``: its attempt ends with ``retrying``.
+    # After an ordinary error, ``retrying`` follows the ``error`` and is skipped here.
     out, start = [], None
     for e in evs:
         if e.kind == "executing":
             start = e
-        elif e.kind in ("complete", "error") and start is not None:
-            out.append(RetryAttempt(len(out) + 1, start.time, e.time, e.kind, start.worker))
+        elif e.kind in ("complete", "error", "retrying") and start is not None:
+            outcome = "retry" if e.kind == "retrying" else e.kind
+            out.append(RetryAttempt(len(out) + 1, start.time, e.time, outcome, start.worker))
             start = None
     return tuple(out)
 

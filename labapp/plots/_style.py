@@ -40,6 +40,7 @@ ROLE = {
     "none": OKABE_ITO["vermillion"],
     "fixed": OKABE_ITO["orange"],
     "backoff": OKABE_ITO["blue"],
+    "jitter": OKABE_ITO["purple"],
 }
 WIDTH, HEIGHT = 8.0, 4.0  # inches: a Jupyter cell's width at the default dpi
 FONT_SIZE = 10
