@@ -20,8 +20,9 @@ import multiprocessing
 import os
 import threading
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
+import psutil
 import redis
 
 logger = logging.getLogger(__name__)
@@ -264,6 +265,48 @@ def last_id(conn: redis.Redis, name: str) -> str:
     """Stream id of the newest event (``0-0`` when there is none): a cursor for "from now on"."""
     newest = conn.xrevrange(keys(name)["stream"], count=1)
     return newest[0][0].decode() if newest else "0-0"
+
+
+def follow(conn: redis.Redis, name: str, since: str, timeout: float,
+           poll: float = 0.5) -> Iterator[Event | None]:
+    """Events after ``since`` as they are recorded, until ``timeout`` seconds pass.
+
+    Yields ``None`` whenever ``poll`` seconds pass without one, so a caller can check other
+    things (a lost worker, an interrupt) without busy waiting. Stop by breaking out.
+    """
+    deadline = time.monotonic() + timeout
+    while (remaining := deadline - time.monotonic()) > 0:
+        batch = read(conn, name, since=since, block=min(remaining, poll))
+        if not batch:
+            yield None
+        for event in batch:
+            since = event.id
+            yield event
+
+
+@dataclasses.dataclass(frozen=True)
+class Busy:
+    """A task a worker has started and not finished (as the busy hash records it)."""
+
+    worker: str
+    task_id: str
+    task: str
+    since: float   #: ``time.time()`` of its ``executing`` event
+    pid: int       #: the worker process
+
+    @property
+    def lost(self) -> bool:
+        """True when the worker process died: the task will never finish (same host only)."""
+        return not psutil.pid_exists(self.pid)
+
+
+def busy(conn: redis.Redis, name: str) -> list[Busy]:
+    """What every worker of lab ``name`` is running now, including tasks of dead workers."""
+    out = []
+    for field, value in conn.hgetall(keys(name)["busy"]).items():
+        task_id, task, since, pid = value.decode().split("|")
+        out.append(Busy(field.decode().rsplit("@", 1)[0], task_id, task, float(since), int(pid)))
+    return out
 
 
 def states(conn: redis.Redis, name: str, task_ids: Iterable[str]) -> dict[str, str | None]:

@@ -354,27 +354,21 @@ class Lab:
         cursor = events.last_id(conn, name)
         done = {i for i, s in events.states(conn, name, pending).items() if s in _FINAL_STATES}
         pending -= done
-        deadline = time.monotonic() + timeout
-        while pending:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            for event in events.read(conn, name, since=cursor, block=min(remaining, 0.5)):
-                cursor = event.id
-                if event.terminal:
-                    pending.discard(event.task_id)
-            if pending and self.lost_tasks() & pending:
-                return False
-        return True
+        if not pending:
+            return True
+        for event in events.follow(conn, name, cursor, timeout):
+            if event is None:  # quiet for a moment: has a worker died under a pending task?
+                if self.lost_tasks() & pending:
+                    return False
+            elif event.terminal:
+                pending.discard(event.task_id)
+                if not pending:
+                    return True
+        return False
 
     def lost_tasks(self) -> set[str]:
         """Ids of tasks whose worker process died while running them (never to finish)."""
-        lost = set()
-        for value in self.redis.hvals(events.keys(self.config.name)["busy"]):
-            task_id, _task, _since, pid = value.decode().split("|")
-            if not psutil.pid_exists(int(pid)):
-                lost.add(task_id)
-        return lost
+        return {b.task_id for b in events.busy(self.redis, self.config.name) if b.lost}
 
     def result(self, handle: Any, timeout: float | None = None) -> Any:
         """The return value of a task (waits up to ``timeout`` seconds when given)."""

@@ -4,8 +4,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import psutil
-
 from labapp import events
 
 WINDOW = 10.0      # seconds of history used for throughput
@@ -21,17 +19,14 @@ def snapshot(huey: Any, now: float | None = None, stuck_after: float = STUCK_AFT
     pipe.llen(huey.storage.queue_key)
     pipe.zcard(huey.storage.schedule_key)
     pipe.hgetall(k["counts"])
-    pipe.hgetall(k["busy"])
     pipe.xrevrange(k["stream"], min=str(int((now - WINDOW) * 1000)), count=50_000)
-    queued, scheduled, counts, busy_raw, recent = pipe.execute()
+    queued, scheduled, counts, recent = pipe.execute()
     busy = []
-    for field, value in busy_raw.items():
-        task_id, task, since, pid = value.decode().split("|")
-        age = now - float(since)
-        alive = psutil.pid_exists(int(pid))
-        busy.append({"worker": field.decode().rsplit("@", 1)[0], "task_id": task_id, "task": task,
-                     "running_for": round(age, 3), "pid": int(pid),
-                     "state": "lost" if not alive else ("stuck" if age > stuck_after else "running")})
+    for b in events.busy(conn, name):
+        age = now - b.since
+        busy.append({"worker": b.worker, "task_id": b.task_id, "task": b.task,
+                     "running_for": round(age, 3), "pid": b.pid,
+                     "state": "lost" if b.lost else ("stuck" if age > stuck_after else "running")})
     # Lost tasks first: a view keyed by worker name then shows the live task of a restarted worker.
     busy.sort(key=lambda b: (b["state"] != "lost", b["worker"]))
     done = sum(1 for _, raw in recent if raw.get(b"k") == b"complete")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from typing import Any, Iterator
 
 from labapp import events
@@ -36,13 +35,10 @@ def settle(lab: Any, timeout: float = SETTLE_TIMEOUT) -> bool:
     the experiment's tasks. Events and results stay, so a monitor keeps its history.
     """
     drop_pending(lab)
-    busy_key = events.keys(lab.name)["busy"]
 
     def idle() -> bool:
-        live = set(lab.status()["workers"])
-        busy = lab.redis.hgetall(busy_key)
-        # A worker killed mid-task leaves its entry behind forever: only live pids count.
-        return not any(int(v.decode().rsplit("|", 1)[-1]) in live for v in busy.values())
+        # A worker killed mid-task leaves its entry behind forever: only live workers count.
+        return all(b.lost for b in events.busy(lab.redis, lab.name))
 
     ok = procs.wait_until(idle, timeout, interval=0.01)
     if not ok:
@@ -92,21 +88,17 @@ def wait_for_events(lab: Any, cursor: str, task_ids: set[str] | list[str], timeo
     want = set(task_ids)
     pending = set(want)
     found: list[Any] = []
-    deadline = time.monotonic() + timeout
     with Progress(label, len(want)) as progress:
-        while pending:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                logger.warning("%d of %d tasks did not finish within %.1f s",
-                               len(pending), len(want), timeout)
-                break
-            for event in events.read(lab.redis, lab.name, since=cursor,
-                                     block=min(remaining, 0.5)):
-                cursor = event.id
-                if event.task_id not in want:
-                    continue
-                found.append(event)
-                if event.terminal and event.task_id in pending:
-                    pending.discard(event.task_id)
-                    progress.update(1)
+        for event in events.follow(lab.redis, lab.name, cursor, timeout) if pending else ():
+            if event is None or event.task_id not in want:
+                continue
+            found.append(event)
+            if event.terminal and event.task_id in pending:
+                pending.discard(event.task_id)
+                progress.update(1)
+                if not pending:
+                    break
+    if pending:
+        logger.warning("%d of %d tasks did not finish within %.1f s", len(pending), len(want),
+                       timeout)
     return found
