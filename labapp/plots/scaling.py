@@ -26,10 +26,15 @@ def plot_scaling(*results: Any) -> Figure:
         raise ValueError("plot_scaling needs at least one scaling result")
     fig, (ax,) = figure()
     counts = sorted({w for r in results for w in r.workers})
-    durations = sorted({r.duration for r in results})
-    for d in durations:
+    # d is what each result's ideal uses: the set duration for I/O, the measured single-task
+    # time for CPU-bound tasks; one dashed line per distinct d (to the millisecond).
+    ideals: dict[int, tuple[float, str]] = {}
+    for r in results:
+        d = 1 / r.ideal(1)
+        ideals.setdefault(round(d * 1e3), (d, "" if r.kind == "io" else ", one task alone"))
+    for ms_, (d, how) in sorted(ideals.items()):
         ax.plot(counts, [w / d for w in counts], color=role("ideal"), linestyle="--",
-                linewidth=1.5, label=f"ideal W/d (d = {d * 1e3:g} ms)")
+                linewidth=1.5, label=f"ideal W/d (d = {ms_:g} ms{how})")
     for i, r in enumerate(results):
         c = colour(i)
         limits = [r.limit(w) for w in counts]
