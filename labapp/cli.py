@@ -106,8 +106,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print(f"no server answers at {args.redis_url}: copy the URL from lab.status()['redis_url']",
               file=sys.stderr)
         return 2
-    cmd = [sys.executable, "-m", "huey.bin.huey_consumer", "labapp.worker.huey",
-           "-w", str(args.workers), "-k", args.worker_type, "-t", "5", "-n", "-S"]
+    from labapp.stack import consumer_command
+    cmd = consumer_command(args.workers, args.worker_type)
     print(f"worker for lab {args.name} on {args.redis_url}: {args.workers} {args.worker_type} "
           "worker(s); Ctrl-C stops it after running tasks finish", flush=True)
     os.execve(sys.executable, cmd, env)

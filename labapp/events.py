@@ -302,8 +302,13 @@ class Busy:
 
 def busy(conn: redis.Redis, name: str) -> list[Busy]:
     """What every worker of lab ``name`` is running now, including tasks of dead workers."""
+    return parse_busy(conn.hgetall(keys(name)["busy"]))
+
+
+def parse_busy(raw: dict[bytes, bytes]) -> list[Busy]:
+    """The busy hash as read with HGETALL (e.g. inside a pipeline) as :class:`Busy` records."""
     out = []
-    for field, value in conn.hgetall(keys(name)["busy"]).items():
+    for field, value in raw.items():
         task_id, task, since, pid = value.decode().split("|")
         out.append(Busy(field.decode().rsplit("@", 1)[0], task_id, task, float(since), int(pid)))
     return out

@@ -57,6 +57,21 @@ class _Either:
         return self.inst_fn.__get__(obj, cls)
 
 
+def consumer_command(workers: int, worker_type: str, *, shutdown_timeout: float = GRACEFUL_TIMEOUT,
+                     health_check: float | None = None) -> list[str]:
+    """Huey's own consumer run on ``labapp.worker.huey`` (demo tasks plus learner modules).
+
+    :param shutdown_timeout: seconds a graceful stop (SIGINT) waits for running tasks;
+        without ``-t`` Huey would wait forever.
+    :param health_check: seconds between Huey's checks that replace dead process workers.
+    """
+    cmd = [sys.executable, "-m", "huey.bin.huey_consumer", "labapp.worker.huey",
+           "-w", str(workers), "-k", worker_type, "-t", str(shutdown_timeout)]
+    if health_check is not None:
+        cmd += ["-c", str(health_check)]
+    return cmd + ["-n", "-S"]  # no periodic tasks; simple log lines
+
+
 def cleanup_stale(run_root: Path) -> list[str]:
     """Kill and remove labs whose owning process died; keeps run dirs of this process's labs."""
     return runstate.cleanup_stale(run_root, keep=_LABS)
@@ -176,9 +191,8 @@ class Lab:
             self.consumer = None
             return
         self.consumer = procs.spawn(
-            [sys.executable, "-m", "huey.bin.huey_consumer", "labapp.worker.huey",
-             "-w", str(self.config.workers), "-k", self.config.worker_type,
-             "-t", str(GRACEFUL_TIMEOUT), "-c", "1", "-n", "-S"],
+            consumer_command(self.config.workers, self.config.worker_type,
+                             shutdown_timeout=GRACEFUL_TIMEOUT, health_check=1),
             log_path=self.config.run_dir / "worker.log", env=self._child_env("worker"))
 
     def _wait_workers(self) -> None:

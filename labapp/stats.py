@@ -19,10 +19,11 @@ def snapshot(huey: Any, now: float | None = None, stuck_after: float = STUCK_AFT
     pipe.llen(huey.storage.queue_key)
     pipe.zcard(huey.storage.schedule_key)
     pipe.hgetall(k["counts"])
+    pipe.hgetall(k["busy"])
     pipe.xrevrange(k["stream"], min=str(int((now - WINDOW) * 1000)), count=50_000)
-    queued, scheduled, counts, recent = pipe.execute()
+    queued, scheduled, counts, busy_raw, recent = pipe.execute()
     busy = []
-    for b in events.busy(conn, name):
+    for b in events.parse_busy(busy_raw):
         age = now - b.since
         busy.append({"worker": b.worker, "task_id": b.task_id, "task": b.task,
                      "running_for": round(age, 3), "pid": b.pid,

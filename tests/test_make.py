@@ -2,7 +2,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -10,19 +9,14 @@ from pathlib import Path
 import pytest
 
 from labapp import procs
+from tests.jupyter_proc import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_make_lab_headless_serves_jupyterlab(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, LAB_NO_BROWSER="1", JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"),
                JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
                JUPYTER_ARGS=f"--port={port} --ServerApp.token=smoke --ServerApp.ip=127.0.0.1")
