@@ -236,52 +236,93 @@ def test_a_new_monitor_replaces_the_old_one(make_lab):
 
 
 # --------------------------------------------------------------------------- Predict
-def _predict(lab, calls):
+def _predict(lab, calls, qid="test.who"):
     def run():
         calls.append(1)
         handle = lab.enqueue("sleep", seconds=0.05)
         lab.wait(handle, 10)
         return next(e.worker for e in lab.events() if e.kind == "executing" and e.task_id == handle.id)
 
-    def reveal(answer, worker):
-        return f"you said {answer}; measured: <b>{worker}</b> ran it"
-    return Predict("Who runs the task?", ["Flask", "a worker"], run=run, reveal=reveal,
+    return Predict("Who runs the task?", ["Flask", "a worker"], run=run, qid=qid,
+                   truth=lambda worker: "a worker" if worker.startswith("worker-") else "Flask",
+                   explain=lambda worker: f"measured: <b>{worker}</b> ran it",
                    default="a worker", auto=False)
 
 
-def test_predict_commit_runs_and_reveals(clean_lab):
+def test_predict_shows_nothing_of_the_answer_before_the_commit(clean_lab):
     calls: list[int] = []
     p = _predict(clean_lab, calls)
-    assert "pick an answer" in repr(p)
+    assert p.reveal_box.value == "" and p.message.value == "" and calls == []
+    assert "pick an answer" in repr(p) and "worker-" not in repr(p)
+
+
+def test_predict_commit_runs_and_judges_from_the_measurement(clean_lab):
+    calls: list[int] = []
+    p = _predict(clean_lab, calls)
     p.button.click()                               # nothing picked yet
     assert "pick an answer first" in shown(p.message) and calls == []
-    p.choice.value = "Flask"
+    p.choice.value = "a worker"
+    p.choice.value = "Flask"                       # the learner changes their mind once
     p.button.click()
     assert calls == [1] and p.committed and p.answer == "Flask"
     assert p.choice.disabled and p.button.disabled
-    assert "you said Flask; measured: <b>worker-" in p.reveal_box.value
+    assert "does not match your prediction" in p.reveal_box.value
+    assert "This run supports <b>a worker</b>" in p.reveal_box.value
+    assert "measured: <b>worker-" in p.reveal_box.value
     assert p.result.startswith("worker-") and calls == [1]     # no second run
-    assert "reveal: you said Flask; measured: worker-" in repr(p)
+    rec = p.record
+    assert rec["qid"] == "test.who" and rec["answer"] == "Flask" and rec["measured"] == "a worker"
+    assert rec["matched"] is False and rec["changed_selection"] is True and rec["selections"] == 2
+    assert rec["auto"] is False and rec["committed_at"] <= rec["revealed_at"]
+    assert rec in widgets.predict.RECORDS
 
 
-def test_predict_result_runs_with_the_default_when_nobody_clicked(clean_lab):
+def test_predict_a_matching_answer_is_told_so(clean_lab):
+    p = _predict(clean_lab, [])
+    assert p.commit("a worker") is True
+    assert "Your prediction matches this run" in p.reveal_box.value
+    assert p.record["matched"] is True and p.record["changed_selection"] is False
+
+
+def test_predict_result_before_a_commit_records_no_prediction(clean_lab):
     calls: list[int] = []
+    before = len(widgets.predict.RECORDS)
     p = _predict(clean_lab, calls)
-    assert p.result.startswith("worker-") and p.answer == "a worker" and p.auto_picked
-    assert "(auto)" in repr(p) and calls == [1]
+    assert p.result.startswith("worker-") and calls == [1]
+    assert p.answer is None and not p.committed and p.record is None
+    assert "No prediction recorded" in p.reveal_box.value and "you predicted" not in p.reveal_box.value.lower()
+    assert "no prediction recorded" in repr(p) and "your answer" not in repr(p)
+    assert p.choice.disabled and p.button.disabled
+    assert p.commit("Flask") is False and "re-run this cell" in shown(p.message)
+    assert len(widgets.predict.RECORDS) == before
 
 
-def test_predict_auto_commits_on_display(clean_lab, monkeypatch):
-    monkeypatch.setenv(widgets.AUTO_ENV, "1")
+def test_predict_a_commit_after_the_reveal_was_seen_is_marked(clean_lab):
+    first = _predict(clean_lab, [], qid="test.again")
+    first.commit("Flask")
+    again = _predict(clean_lab, [], qid="test.again")                # the learner re-runs the cell
+    again.commit("a worker")
+    assert first.record["after_reveal"] is False and again.record["after_reveal"] is True
+
+
+def test_predict_auto_commits_on_display_only_when_asked(clean_lab, monkeypatch):
     calls: list[int] = []
 
     def run():
         calls.append(1)
         return 42
-    p = Predict("Q?", ["a", "b"], run=run, reveal=lambda a, r: f"{a}: {r}", default="b")
+    monkeypatch.delenv(widgets.AUTO_ENV, raising=False)
+    quiet = Predict("Q?", ["a", "b"], run=run, qid="test.q", truth=lambda r: "b",
+                    explain=lambda r: f"got {r}", default="b")
+    quiet._repr_mimebundle_()
+    assert calls == [] and not quiet.committed     # nobody asked: nothing is committed
+    monkeypatch.setenv(widgets.AUTO_ENV, "1")
+    p = Predict("Q?", ["a", "b"], run=run, qid="test.q", truth=lambda r: "b",
+                explain=lambda r: f"got {r}", default="b")
     assert calls == []                                # constructing does not run it
     bundle = p._repr_mimebundle_()
-    assert calls == [1] and p.answer == "b" and "reveal: b: 42" in bundle["text/plain"]
+    assert calls == [1] and p.answer == "b" and "got 42" in bundle["text/plain"]
+    assert "committed automatically" in bundle["text/plain"] and p.record["auto"] is True
     p._repr_mimebundle_()
     assert calls == [1]                               # displaying again does not re-run
 
@@ -294,29 +335,35 @@ def test_predict_failure_is_one_line_and_can_be_retried(clean_lab):
         if len(attempts) == 1:
             raise ValueError("seconds=99 is out of range\nsecond line")
         return "ok"
-    p = Predict("Q?", ["a", "b"], run=run, reveal=lambda a, r: r, auto=False)
+    p = Predict("Q?", ["a", "b"], run=run, qid="test.q", truth=lambda r: None,
+                explain=lambda r: r, auto=False)
     assert p.commit("a") is False
     assert "the experiment failed" in shown(p.message) and "second line" not in p.message.value
     assert "ql-error" in p.message.value and "Traceback" not in p.message.value
     assert p.button.description == "Run again" and not p.button.disabled
     p.button.click()
     assert p.result == "ok" and p.reveal_box.value.endswith("ok</div>") and len(attempts) == 2
+    assert "settles neither answer" in p.reveal_box.value and p.record["matched"] is None
 
 
 def test_predict_result_raises_a_clear_error_when_the_experiment_keeps_failing():
     def run():
         raise ConnectionError("no server")
-    p = Predict("Q?", ["a", "b"], run=run, reveal=lambda a, r: r, auto=False)
+    p = Predict("Q?", ["a", "b"], run=run, qid="test.q", truth=lambda r: None,
+                explain=lambda r: r, auto=False)
     with pytest.raises(RuntimeError, match="failed: the queue's server is not reachable"):
         _ = p.result
     assert "failed:" in repr(p)
 
 
 def test_predict_rejects_bad_definitions():
+    ok = dict(run=lambda: 1, qid="test.q", truth=lambda r: "a", explain=lambda r: "")
     with pytest.raises(ValueError, match="not one of the choices"):
-        Predict("Q?", ["a", "b"], run=lambda: 1, reveal=lambda a, r: "", default="c")
+        Predict("Q?", ["a", "b"], default="c", **ok)
     with pytest.raises(ValueError, match="at least two"):
-        Predict("Q?", ["a"], run=lambda: 1, reveal=lambda a, r: "")
+        Predict("Q?", ["a"], **ok)
+    with pytest.raises(ValueError, match="qid="):
+        Predict("Q?", ["a", "b"], **{**ok, "qid": "Bad Id!"})
 
 
 # --------------------------------------------------------------------------- StackDiagram
