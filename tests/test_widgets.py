@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from labapp import stats
 from labapp import widgets
 from labapp.widgets import EnqueuePanel, Monitor, Predict, StackDiagram, WorkerControl
 
@@ -123,7 +124,71 @@ def test_widgets_explain_a_stopped_lab_and_follow_a_restart(make_lab):
     again.stop()
 
 
+def test_enqueue_panel_timeline_shows_every_retry(clean_lab):
+    panel = EnqueuePanel(clean_lab, "flaky", key="widget_retry", fail_times=2, retries=2)
+    (task_id,) = panel.enqueue()
+    assert panel.wait(15) and panel.states[task_id] == "complete"
+    timeline = shown(panel.table)
+    assert timeline.count("executing +") == 3, timeline      # three attempts, each shown
+    assert "error (2 retries left)" in timeline and "error (1 retry left)" in timeline
+    assert re.search(r"pending → executing \+\d+ ms → error \(2 retries left\)", timeline)
+
+
+def test_enqueue_panel_shows_a_task_whose_worker_died_as_lost(make_lab):
+    lab = make_lab(workers=1, worker_type="process")
+    panel = EnqueuePanel(lab, "sleep", seconds=20)
+    (task_id,) = panel.enqueue()
+    poll(lambda: panel.states[task_id] == "executing", 10)
+    lab.kill_worker(0)
+    assert panel.wait(10), "a lost task counts as finished: it will never run again"
+    assert panel.states[task_id] == "lost"
+    text = shown(panel.table)
+    assert "executing +" in text and "lost +" in text and "worker process died" in text
+    assert task_id in lab.lost_tasks()
+
+
+def test_enqueue_panel_after_a_restart_has_no_blank_rows(make_lab):
+    lab = make_lab(workers=0)                     # the task waits in the queue
+    panel = EnqueuePanel(lab, "sleep", seconds=20)
+    (old,) = panel.enqueue()
+    lab.stop()
+    poll(lambda: panel.states[old] == "lost", 10)
+    assert "the lab stopped before 1 of these tasks finished" in shown(panel.message)
+    again = lab.start(quiet=True)
+    try:
+        again.scale(1)
+        panel.inputs["seconds"].value = 0.1
+        panel.count.value = 2
+        new = panel.enqueue()
+        assert panel.wait(10) and [panel.states[i] for i in new] == ["complete", "complete"]
+        assert panel.states[old] == "lost"          # the old lab's task stays lost
+        rows = re.findall(r'<tr class="ql-task".*?</tr>', panel.table.value)
+        assert len(rows) == 3
+        for row in rows:
+            cells = [shown_text(c) for c in re.findall(r"<td>(.*?)</td>", row)]
+            assert all(cells[:4]) and cells[4].startswith("pending"), cells   # nothing blank
+    finally:
+        again.stop()
+
+
+def shown_text(fragment: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", fragment)).strip()
+
+
 # --------------------------------------------------------------------------- WorkerControl
+def test_worker_control_says_so_when_the_lab_stops(make_lab):
+    lab = make_lab(workers=1)
+    control = WorkerControl(lab)
+    assert "1 thread worker running" in shown(control.table)      # singular
+    control.workers.value = 3
+    control.worker_type.value = "process"
+    assert control.apply()
+    lab.stop()
+    poll(lambda: "the lab is stopped" in shown(control.message), 10)
+    assert "running" not in shown(control.message) and "is stopped" in shown(control.table)
+    assert control.target.options == ()
+
+
 def test_worker_control_scales_switches_type_and_kills(make_lab):
     lab = make_lab(workers=1)
     control = WorkerControl(lab)
@@ -134,7 +199,8 @@ def test_worker_control_scales_switches_type_and_kills(make_lab):
     control.apply_button.click()
     assert len(control.pids) == 3 and len(set(control.pids)) == 3   # separate processes
     assert lab.config.workers == 3 and lab.config.worker_type == "process"
-    assert "3 process workers running" in shown(control.message)
+    assert "restarted: 3 process workers" in shown(control.message)
+    assert "3 process workers running" in shown(control.table)
     assert all(str(pid) in control.table.value for pid in control.pids)
     assert control.target.options == ("worker-1", "worker-2", "worker-3")
 
@@ -142,6 +208,7 @@ def test_worker_control_scales_switches_type_and_kills(make_lab):
     control.target.value = "worker-2"
     control.kill_button.click()
     assert "killed worker-2" in shown(control.message)
+    poll(lambda: "started a replacement" in shown(control.message), 10)   # measured, then said
     poll(lambda: len(control.pids) == 3 and control.pids != before, 10)   # huey replaced it
     after = control.pids
     assert before[1] not in after and before[0] in after and before[2] in after
@@ -184,6 +251,32 @@ def test_monitor_counts_move_and_it_stops_with_the_lab(make_lab):
         lab.stop()
     poll(lambda: not monitor._thread.is_alive(), 10)
     assert not monitor.running and "lab stopped" in shown(monitor.status)
+
+
+def test_monitor_rates_use_the_time_actually_observed(make_lab):
+    lab = make_lab(workers=2)
+    monitor = Monitor(lab, start=False)
+    handles = lab.enqueue_many("sleep", 40, seconds=0.02)
+    assert lab.wait(handles, 30)
+    snap = monitor.refresh()
+    assert snap["done_recent"] == 40
+    span = snap["rate_span_s"]
+    assert 0 < span < stats.WINDOW, span                 # a burst, not the whole window
+    assert snap["throughput_per_s"] == pytest.approx(40 / span, rel=0.02)
+    note = shown(monitor.html)
+    assert f"40 tasks finished ÷ {span:.1f} s of activity" in note
+    assert "over the last 10 s" not in note
+
+
+def test_observed_span_is_the_active_part_of_the_window():
+    now = 1_000.0
+    entry = lambda t: (f"{int(t * 1000)}-0".encode(), {})   # noqa: E731
+    recent = [entry(now - 2.0), entry(now - 3.0)]           # newest first
+    assert stats.observed_span(recent, now, working=False) == pytest.approx(1.0)
+    assert stats.observed_span(recent, now, working=True) == pytest.approx(3.0)
+    old = [entry(now - 1.0), entry(now - 60.0)]             # began before the window
+    assert stats.observed_span(old, now, working=True) == pytest.approx(stats.WINDOW)
+    assert stats.observed_span([], now, working=True) == 0.0
 
 
 def test_monitor_is_throttled_and_idle_costs_nothing(make_lab):
@@ -374,3 +467,23 @@ def test_stack_diagram_shows_the_real_processes(lab):
     for pid in (st["web"], st["broker"], *st["workers"]):
         assert str(pid) in text and str(pid) in page
     assert lab.huey.storage.queue_key in text and lab.huey.storage.queue_key in page
+
+
+# --------------------------------------------------------------------------- glyphs
+def test_widget_text_uses_only_glyphs_of_dejavu_sans():
+    """Debian's Chromium has no emoji font: every non-ASCII character the widgets, the
+    prediction summary and the start notebook show must exist in DejaVu Sans (else: a box)."""
+    from pathlib import Path
+
+    import matplotlib
+    from matplotlib.ft2font import FT2Font
+
+    root = Path(__file__).resolve().parents[1]
+    font = FT2Font(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"))
+    have = set(font.get_charmap())
+    files = [*sorted((root / "labapp" / "widgets").glob("*.py")), root / "labapp" / "predictions.py",
+             *sorted((root / "labapp" / "templates").glob("*.html")),
+             root / "notebooks" / "00_start_here.ipynb"]
+    missing = {(f.name, ch) for f in files if f.exists()
+               for ch in f.read_text() if ord(ch) > 127 and ord(ch) not in have}
+    assert not missing, f"characters DejaVu Sans lacks (they render as boxes): {sorted(missing)}"
