@@ -487,3 +487,42 @@ def test_widget_text_uses_only_glyphs_of_dejavu_sans():
     missing = {(f.name, ch) for f in files if f.exists()
                for ch in f.read_text() if ord(ch) > 127 and ord(ch) not in have}
     assert not missing, f"characters DejaVu Sans lacks (they render as boxes): {sorted(missing)}"
+
+
+# --------------------------------------------------------------------------- notebook 00's runs
+def _who(pid, answered=0.004, seconds=0.5):
+    from labapp.experiments.first_look import WhoRunsResult
+    return WhoRunsResult(seconds=seconds, answered_s=answered, finished=True, pid=pid,
+                         worker="worker-1" if pid == 30 else "web", web_pid=10, kernel_pid=20,
+                         worker_pids=(30,))
+
+
+def test_who_runs_conclusions_follow_the_numbers():
+    ok = _who(30)
+    assert ok.ran_in == "a worker" and ok.teaches_lesson
+    assert "so a worker did the work" in " ".join(ok.conclusions())
+    assert "did not wait for the work" in " ".join(ok.conclusions())
+    web = _who(10)                                          # the opposite numbers flip it
+    assert web.ran_in == "the Flask app" and not web.teaches_lesson
+    assert "so the Flask app did the work" in " ".join(web.conclusions())
+    slow = _who(30, answered=0.9)
+    assert not slow.teaches_lesson and "no faster than the 0.5 s task" in " ".join(slow.conclusions())
+    assert _who(None).ran_in is None and "no worker started" in _who(None).conclusions()[0]
+
+
+def test_burst_conclusions_follow_the_numbers():
+    from labapp.experiments.first_look import BurstResult
+    parallel = BurstResult(0.5, 2, ((0, 0, 0.5), (0, 0, 0.5), (0, 0.5, 1.0), (0, 0.5, 1.0)), True)
+    assert parallel.max_running == 2 and parallel.took_s == 1.0 and parallel.longest_wait_s == 0.5
+    assert "At most 2 ran at the same moment" in " ".join(parallel.conclusions())
+    serial = BurstResult(0.5, 2, ((0, 0, 0.5), (0, 0.5, 1.0), (0, 1.0, 1.5)), True)
+    text = " ".join(serial.conclusions())
+    assert serial.max_running == 1 and "Fewer tasks ran at once than there are workers" in text
+
+
+def test_notebook_runs_measure_on_a_live_lab(clean_lab):
+    from labapp.experiments import first_look
+    who = first_look.notebook_sized(clean_lab)
+    assert who.ran_in == "a worker" and who.pid in who.worker_pids and who.finished
+    run = first_look.burst(clean_lab, count=4, seconds=0.1)
+    assert len(run.spans) == 4 and 1 <= run.max_running <= 2 and run.finished
