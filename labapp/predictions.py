@@ -339,15 +339,19 @@ def render_markdown(stats: Sequence[QuestionStats], summary: dict[str, Any], nam
         lines += [f"![share of predictions that matched the learner's own run]({png})", ""]
     if not stats:
         return "\n".join(lines + ["No prediction was found in these notebooks.", ""])
-    lines += ["| # | question | predicted | matched their run | most held wrong answer | "
+    lines += ["Questions are ordered by the share of predictions that the learner's own run "
+              "contradicted (most widely held wrong belief first).", "",
+              "| # | question | predicted | did not match their run | most held wrong answer | "
               "no prediction | re-commits after the reveal |",
               "|---|---|---|---|---|---|---|"]
     for i, s in enumerate(stats, 1):
         wrong = s.wrong_answers()
-        top = (f"{_cell(s.label(wrong[0][0]))} ({_pct(wrong[0][1], s.predicted)})" if wrong else "–")
+        top = (f"{_cell(s.label(wrong[0][0]))} ({wrong[0][1]} of {s.predicted}, "
+               f"{_pct(wrong[0][1], s.predicted)})" if wrong else "–")
         lines.append(f"| {i} | `{s.qid}` {_cell(s.question)} | {s.predicted} of {s.learners} | "
-                     f"{_pct(s.matched, s.settled)} ({s.matched} of {s.settled}) | {top} | "
-                     f"{s.no_prediction} | {s.recommits} ({s.recommits_matched} matched) |")
+                     f"{_pct(s.settled - s.matched, s.settled)} ({s.settled - s.matched} of "
+                     f"{s.settled}) | {top} | {s.no_prediction} | {s.recommits} "
+                     f"({s.recommits_matched} matched) |")
     for i, s in enumerate(stats, 1):
         lines += ["", f"## {i}. `{s.qid}`: {s.question or '(question text not saved)'}", "",
                   f"{s.predicted} of {s.learners} learners predicted before the answer was shown; "
@@ -370,7 +374,13 @@ def render_markdown(stats: Sequence[QuestionStats], summary: dict[str, Any], nam
             extra.append(f"Automatic commits left out: {s.auto}.")
         lines += ["", " ".join(extra)]
     if summary.get("skipped"):
-        lines += ["", "## Files not read", ""] + [f"- {_cell(x)}" for x in summary["skipped"]]
+        n = len(summary["skipped"])
+        lines += ["", "## Files not read", ""]
+        if names:
+            lines += [f"- {_cell(x)}" for x in summary["skipped"]]
+        else:  # their paths may hold names: the command lists them on the terminal instead
+            lines.append(f"{n} file{'s' if n != 1 else ''} could not be read as a notebook "
+                         "(`labapp predictions` lists which on the terminal).")
     old = {v: n for v, n in summary.get("versions", {}).items() if v != RECORD_VERSION}
     if old:
         lines += ["", "Older records read: " + ", ".join(f"{n} of version {v}" for v, n in sorted(old.items())) + "."]
