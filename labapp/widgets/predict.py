@@ -116,7 +116,8 @@ class Predict(_LabWidget):
         self.reveal_box = w.HTML()
         self.forget_button = w.Button(description="Forget my prediction", icon="trash",
                                       tooltip="remove this prediction's record from the notebook",
-                                      layout=w.Layout(display="none", width="auto"))
+                                      layout=w.Layout(display="none", width="auto",
+                                                      align_self="flex-start"))
         self.button.on_click(lambda _b: self.commit())
         self.forget_button.on_click(lambda _b: self.forget())
         super().__init__([w.HTML(_CSS + f"<b>Predict:</b> {html.escape(question)}"),

@@ -71,9 +71,19 @@ class WorkerControl(_LabWidget):
 
     def _lab_stopped(self) -> None:
         """The lab stopped (``lab.stop()``, a restart): say so instead of the last action."""
+        try:
+            self.lab = _current(self.lab)   # restarted under the same name: follow it
+        except LabStopped:
+            self._stopped_line()
+        else:
+            self.message.value = ('<span class="ql-muted">the lab was restarted: its workers '
+                                  "are listed below</span>")
+            self._watch(self.lab)
+        self.refresh()
+
+    def _stopped_line(self) -> None:
         self.message.value = ('<span class="ql-muted">the lab is stopped: run '
                               "<code>lab = Lab.start()</code> again, then click Apply</span>")
-        self.refresh()
 
     def apply(self) -> bool:
         """Restart the workers with the chosen count and type (graceful); True on success."""
@@ -160,7 +170,13 @@ class WorkerControl(_LabWidget):
         try:
             lab = _current(self.lab)
             st = lab.status()
-        except (LabStopped, redis.RedisError) as exc:
+        except LabStopped:
+            self.table.value = ""   # one line says it, in the message
+            if "ql-error" not in self.message.value:
+                self._stopped_line()
+            self.target.options = []
+            return
+        except redis.RedisError as exc:
             self.table.value = _error_html(_explain(exc, "click Apply"))
             self.target.options = []
             return
