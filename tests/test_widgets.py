@@ -526,3 +526,29 @@ def test_notebook_runs_measure_on_a_live_lab(clean_lab):
     assert who.ran_in == "a worker" and who.pid in who.worker_pids and who.finished
     run = first_look.burst(clean_lab, count=4, seconds=0.1)
     assert len(run.spans) == 4 and 1 <= run.max_running <= 2 and run.finished
+
+
+def test_predict_recommit_after_a_kernel_restart_is_marked_from_the_saved_notebook(
+        clean_lab, tmp_path, monkeypatch):
+    import nbformat
+
+    from labapp import predictions
+    first = _predict(clean_lab, [], qid="test.saved")
+    first.commit("Flask")
+    saved = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell('Predict(..., qid="test.saved")')
+    cell.outputs = [nbformat.v4.new_output("display_data", predictions.bundle(first._payload()))]
+    saved.cells = [cell]
+    path = tmp_path / "07_myth_busters.ipynb"
+    nbformat.write(saved, path)
+    monkeypatch.setattr(widgets.predict, "_REVEALED", set())      # a new kernel ...
+    monkeypatch.setattr(widgets.predict, "RECORDS", [])
+    monkeypatch.setenv("JPY_SESSION_NAME", str(path))              # ... for the same notebook
+    again = _predict(clean_lab, [], qid="test.saved")
+    again.commit("a worker")
+    assert again.record["after_reveal"] is True and again.record["notebook"] == path.name
+    history = again._payload()["records"]
+    assert [r["answer"] for r in history] == ["Flask", "a worker"]   # both kept in the output
+    again.forget()
+    assert again.record is None and widgets.predict.RECORDS == []
+    assert again._payload()["records"] == [] and "forgotten" in shown(again.message)
