@@ -139,7 +139,7 @@ class WorkerControl(_LabWidget):
             now: list[int] = before
             while time.monotonic() < deadline and lab in running_labs():
                 now = lab.status()["workers"]
-                if now != before and pid not in now:
+                if pid not in now and len(now) >= len(before):   # replaced, not just gone
                     break
                 time.sleep(0.2)  # a few polls for at most 5 s after a click
             took = time.monotonic() - t0
