@@ -537,28 +537,38 @@ class Summary:
     auto_left_out: int = 0
 
     @property
+    def before_reveal(self) -> list[dict[str, Any]]:
+        """Predictions committed before the answer had been shown (the ones that count)."""
+        return [r for r in self.records if not r.get("after_reveal")]
+
+    @property
     def matched(self) -> int:
-        return sum(1 for r in self.records if r.get("matched") is True)
+        return sum(1 for r in self.before_reveal if r.get("matched") is True)
 
     @property
     def mismatched(self) -> int:
-        return sum(1 for r in self.records if r.get("matched") is False)
+        return sum(1 for r in self.before_reveal if r.get("matched") is False)
 
     @property
     def unsettled(self) -> int:
-        return sum(1 for r in self.records if r.get("matched") is None)
+        return sum(1 for r in self.before_reveal if r.get("matched") is None)
 
     def sentence(self) -> str:
         """One sentence computed from the records."""
-        n = len(self.records)
-        if not n:
+        if not self.records:
             return ("No prediction recorded yet: commit an answer in a Predict box (and save the "
                     "notebook) and it appears here.")
-        books = len({r.get("notebook") for r in self.records})
-        return (f"You committed {n} prediction{'s' if n != 1 else ''} in {books} "
-                f"notebook{'s' if books != 1 else ''}: {self.matched} matched what your run "
-                f"measured, {self.mismatched} did not, and {self.unsettled} "
-                f"run{'s' if self.unsettled != 1 else ''} settled nothing.")
+        n = len(self.before_reveal)
+        books = len({r.get("notebook") for r in self.before_reveal})
+        out = (f"Before seeing the answer you committed {n} prediction{'s' if n != 1 else ''} in "
+               f"{books} notebook{'s' if books != 1 else ''}: {self.matched} matched what your run "
+               f"measured, {self.mismatched} did not, and {self.unsettled} "
+               f"run{'s' if self.unsettled != 1 else ''} settled nothing.")
+        later = len(self.records) - n
+        if later:
+            out += (f" {later} more {'was' if later == 1 else 'were'} committed after the answer "
+                    "was on screen (not counted above).")
+        return out
 
     def rows(self) -> list[tuple[str, str, str, str, str]]:
         """(notebook, question, you expected, your run, verdict) per prediction, oldest first."""
@@ -578,10 +588,10 @@ class Summary:
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
 
-        books = list(dict.fromkeys(str(r.get("notebook") or "?") for r in self.records))
+        books = list(dict.fromkeys(str(r.get("notebook") or "?") for r in self.before_reveal))
         fig, ax = plt.subplots(figsize=(6.4, 0.45 * max(len(books), 1) + 1.2), dpi=100)
         for y, book in enumerate(books[::-1]):
-            mine = [r for r in self.records if str(r.get("notebook") or "?") == book]
+            mine = [r for r in self.before_reveal if str(r.get("notebook") or "?") == book]
             left = 0
             for key, colour, label in ((True, "#1b7837", "matched"), (False, "#d6604d", "did not match"),
                                        (None, "#bdbdbd", "settled nothing")):
@@ -590,10 +600,9 @@ class Summary:
                         label=label if y == len(books) - 1 else None)
                 left += n
         ax.set_yticks(range(len(books)), [b.removesuffix(".ipynb") for b in books[::-1]], fontsize=8)
-        ax.set_xlabel("predictions")
+        ax.set_xlabel("predictions committed before seeing the answer")
         ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(books) < 3 else -0.15),
-                  ncol=3, fontsize=8, frameon=False)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
         ax.set_title("Your predictions against your measurements", fontsize=10)
         fig.tight_layout()
         buf = io.BytesIO()

@@ -159,7 +159,8 @@ def test_my_predictions_lists_saved_records_and_forget_clears_them(tmp_path, mon
     monkeypatch.setattr(predict, "RECORDS", [])    # this test's kernel committed nothing
     summary = predictions.my_predictions()
     assert len(summary.records) == 1 and summary.auto_left_out == 1
-    assert summary.sentence().startswith("You committed 1 prediction in 1 notebook: 0 matched")
+    assert summary.sentence().startswith("Before seeing the answer you committed 1 prediction in "
+                                         "1 notebook: 0 matched")
     text = repr(summary)
     assert "You expected: in order. Your run: your run had 7 inversions [✗ did not match]" in text
     page = summary._repr_html_()
@@ -191,6 +192,6 @@ def test_learner_summary_renders_in_a_headless_kernel(tmp_path):
     (rec,) = predictions.records_from_output(record_outputs[0]["data"][predictions.MIME])
     assert rec["answer"] == "5" and rec["matched"] is False and rec["auto"] is False
     summary = nb.cells[2].outputs[0]["data"]
-    assert "You committed 2 predictions" in summary["text/html"]
+    assert "you committed 2 predictions in 1 notebook: 1 matched" in summary["text/html"]
     assert "data:image/png;base64," in summary["text/html"]
     assert "measured 4" in summary["text/plain"]
