@@ -52,6 +52,8 @@ RECORD_VERSION = 2
 EXPLAINED_MAX = 300
 REPORT_MD = "misconceptions.md"
 REPORT_PNG = "misconceptions.png"
+_QID = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+MAX_NOTEBOOK_BYTES = 50_000_000
 _QID_IN_SOURCE = re.compile(r"""\bqid\s*=\s*["']([a-z0-9][a-z0-9._-]{1,63})["']""")
 
 
@@ -116,8 +118,12 @@ def upgrade(record: dict[str, Any]) -> dict[str, Any]:
     if version > RECORD_VERSION:
         raise ValueError(f"prediction record version {version} is newer than this labapp "
                          f"({RECORD_VERSION}): update queue-lab")
-    choices = [str(c) for c in rec.get("choices", [])]
-    rec.setdefault("labels", list(choices))
+    raw = rec.get("choices")
+    choices = [str(c) for c in raw] if isinstance(raw, list) else []
+    rec["choices"] = choices
+    if not isinstance(rec.get("labels"), list) or len(rec["labels"]) != len(choices):
+        rec["labels"] = list(choices)
+    rec["labels"] = [str(x) for x in rec["labels"]]
     label_of = dict(zip(choices, rec["labels"]))
     measured = rec.get("measured")
     rec.setdefault("label", label_of.get(str(rec.get("answer")), str(rec.get("answer"))))
@@ -135,9 +141,15 @@ def records_from_output(data: Any) -> list[dict[str, Any]]:
     """Records stored in one output's :data:`MIME` data (version 1: one bare record)."""
     if not isinstance(data, dict):
         return []
-    if "records" in data:
-        return [upgrade(r) for r in data["records"] if isinstance(r, dict) and "qid" in r]
-    return [upgrade(data)] if "qid" in data and "answer" in data else []
+    found = data.get("records", []) if "records" in data else [data]
+    return [upgrade(r) for r in found if _valid(r)] if isinstance(found, list) else []
+
+
+def _valid(rec: Any) -> bool:
+    """A record with a well-formed question id and answer (files can be edited by hand)."""
+    return (isinstance(rec, dict) and isinstance(rec.get("qid"), str)
+            and bool(_QID.match(rec["qid"])) and isinstance(rec.get("answer"), (str, int, float))
+            and isinstance(rec.get("committed_at", 0), (int, float)))
 
 
 def notebook_records(nb: Any) -> list[dict[str, Any]]:
@@ -148,13 +160,20 @@ def notebook_records(nb: Any) -> list[dict[str, Any]]:
             data = output.get("data", {})
             if MIME in data:
                 raw = data[MIME]
-                out += records_from_output(json.loads(raw) if isinstance(raw, str) else raw)
+                if isinstance(raw, str):   # some tools store JSON outputs as text
+                    try:
+                        raw = json.loads(raw)
+                    except json.JSONDecodeError:
+                        continue
+                out += records_from_output(raw)
     return merge(out)
 
 
 def _read(path: Path) -> dict[str, Any]:
     """A notebook as JSON (never executed); a clear error for files that are not notebooks."""
     try:
+        if Path(path).stat().st_size > MAX_NOTEBOOK_BYTES:
+            raise ValueError(f"{path}: larger than {MAX_NOTEBOOK_BYTES // 1_000_000} MB, not read")
         nb = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: cannot read it as a notebook ({type(exc).__name__}: {exc})") from None
@@ -319,14 +338,17 @@ def _pct(n: int, d: int) -> str:
 
 
 def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Text from a submitted file, safe in a Markdown table (records can be edited by hand)."""
+    text = html.escape(re.sub(r"\s+", " ", str(text)))[:200]
+    return text.replace("|", "\\|").replace("`", "'").replace("[", "\\[").replace("*", "\\*")
 
 
 def render_markdown(stats: Sequence[QuestionStats], summary: dict[str, Any], names: bool = False,
                     png: str | None = REPORT_PNG) -> str:
     """``misconceptions.md``: an overview table, then one section per question."""
     lines = ["# What the class predicted before measuring", "",
-             f"{summary['learners']} learners, {summary['notebooks']} saved notebooks, read "
+             f"{summary['learners']} learner{'s' if summary['learners'] != 1 else ''}, "
+             f"{summary['notebooks']} saved notebook{'s' if summary['notebooks'] != 1 else ''}, read "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} without running them. A learner's "
              "prediction counts once per question: the first one committed before the answer was on "
              "screen. Commits made after the answer had been shown (re-commits) are counted apart; "
@@ -353,8 +375,9 @@ def render_markdown(stats: Sequence[QuestionStats], summary: dict[str, Any], nam
                      f"{s.settled}) | {top} | {s.no_prediction} | {s.recommits} "
                      f"({s.recommits_matched} matched) |")
     for i, s in enumerate(stats, 1):
-        lines += ["", f"## {i}. `{s.qid}`: {s.question or '(question text not saved)'}", "",
-                  f"{s.predicted} of {s.learners} learners predicted before the answer was shown; "
+        lines += ["", f"## {i}. `{s.qid}`: {_cell(s.question) or '(question text not saved)'}", "",
+                  f"{s.predicted} of {s.learners} learner{'s' if s.learners != 1 else ''} "
+                  "predicted before the answer was shown; "
                   f"{s.no_prediction} did not. {s.settled} of those runs settled the question, and "
                   f"{s.matched} predictions ({_pct(s.matched, s.settled)}) matched the learner's own "
                   f"measurement.", "",

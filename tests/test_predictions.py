@@ -195,3 +195,22 @@ def test_learner_summary_renders_in_a_headless_kernel(tmp_path):
     assert "you committed 2 predictions in 1 notebook: 1 matched" in summary["text/html"]
     assert "data:image/png;base64," in summary["text/html"]
     assert "measured 4" in summary["text/plain"]
+
+
+def test_hand_edited_records_cannot_inject_markup_or_break_the_report(tmp_path):
+    hostile = {"version": 2, "qid": "nb07.x", "question": "<script>alert(1)</script> | ![x](http://e)",
+               "choices": "ab", "labels": 7, "answer": "<img src=x onerror=alert(1)>",
+               "measured": None, "matched": None, "committed_at": 5}
+    junk = [{"qid": "BAD QID", "answer": "a"}, {"qid": "nb07.y"}, "text", {"records": "nope"}]
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    for i, data in enumerate([{"records": [hostile]}, *junk]):
+        nb = {"cells": [{"cell_type": "code", "source": "", "metadata": {}, "execution_count": 1,
+                         "outputs": [{"output_type": "display_data", "metadata": {},
+                                      "data": {predictions.MIME: data}}]}],
+              "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+        (folder / f"s{i}.ipynb").write_text(json.dumps(nb))
+    report = predictions.write_report(predictions.find_notebooks(folder), tmp_path / "out")
+    md = report.markdown.read_text()
+    assert "<script>" not in md and "<img" not in md and "![x](http" not in md
+    assert "&lt;script&gt;" in md and [s.qid for s in report.stats] == ["nb07.x"]
