@@ -140,7 +140,7 @@ def test_start_notebook_in_jupyterlab(jupyter_lab, browser, workspace):
     before = page.locator(".jp-Notebook").inner_text()
     assert "ran the 0.5 s task" not in before and "This run supports" not in before
     assert predict.locator(".ql-reveal").count() == 0
-    shot(predict, "browser-00-predict-before")
+    shot(predict.locator("xpath=ancestor::div[contains(@class,'jp-Cell')][1]"), "browser-00-predict-before")
     predict.get_by_text("a worker", exact=True).click()
     page.wait_for_timeout(0.5 * SECONDS)  # the kernel would answer by now if a click revealed it
     assert predict.locator(".ql-reveal").count() == 0, "picking an answer revealed it"

@@ -84,7 +84,9 @@ def on_lab_stop(lab: Lab, callback: Callable[[], None]) -> None:
                                       name=f"ql-stop-{lab.name}", daemon=True)
             entry = _WATCHED[id(lab)] = (thread, listeners)
             thread.start()
-        entry[1].append(weakref.WeakMethod(callback))  # type: ignore[arg-type]
+        ref = weakref.WeakMethod(callback)  # type: ignore[arg-type]
+        if ref not in entry[1]:
+            entry[1].append(ref)
 
 
 def _watch_stop(lab: Lab, listeners: list[weakref.WeakMethod]) -> None:
