@@ -155,6 +155,10 @@ def burst(lab: Any, count: int = 8, seconds: float = 0.5, timeout: float = 60.0)
     check_range("seconds", seconds, 0.01, 5.0)
     cursor = lab.cursor()
     handles = lab.enqueue_many("sleep", count, seconds=seconds)
+    workers = len(lab.status()["workers"])
+    if count * seconds / max(workers, 1) > 2:   # a cell this long says what it waits for
+        print(f"enqueued {count} tasks; waiting for them to finish (the monitor shows them)…",
+              flush=True)
     finished = lab.wait(handles, timeout=timeout)
     ids = {h.id for h in handles}
     times: dict[str, dict[str, float]] = {i: {} for i in ids}
@@ -163,5 +167,4 @@ def burst(lab: Any, count: int = 8, seconds: float = 0.5, timeout: float = 60.0)
             times[e.task_id].setdefault(e.kind, e.time)
     spans = tuple(sorted((t["enqueued"], t["executing"], t["complete"]) for t in times.values()
                          if {"enqueued", "executing", "complete"} <= set(t)))
-    return BurstResult(seconds=seconds, workers=len(lab.status()["workers"]), spans=spans,
-                       finished=finished)
+    return BurstResult(seconds=seconds, workers=workers, spans=spans, finished=finished)
