@@ -552,3 +552,11 @@ def test_predict_recommit_after_a_kernel_restart_is_marked_from_the_saved_notebo
     again.forget()
     assert again.record is None and widgets.predict.RECORDS == []
     assert again._payload()["records"] == [] and "forgotten" in shown(again.message)
+
+
+def test_burst_without_workers_says_what_to_do(make_lab):
+    from labapp.experiments import first_look
+    lab = make_lab(workers=0)
+    with pytest.raises(ValueError, match="no worker is running.*lab.scale"):
+        first_look.burst(lab)
+    assert lab.queue_length() == 0                      # nothing was enqueued

@@ -153,9 +153,12 @@ def burst(lab: Any, count: int = 8, seconds: float = 0.5, timeout: float = 60.0)
     """Enqueue ``count`` ``sleep(seconds)`` tasks at once and time them from their events."""
     check_range("count", count, 1, 100, integer=True)
     check_range("seconds", seconds, 0.01, 5.0)
+    workers = len(lab.status()["workers"])
+    if not workers:
+        raise ValueError("no worker is running, so the tasks would only wait: start some with "
+                         "lab.scale(2) (or the worker control), then run this again")
     cursor = lab.cursor()
     handles = lab.enqueue_many("sleep", count, seconds=seconds)
-    workers = len(lab.status()["workers"])
     if count * seconds / max(workers, 1) > 2:   # a cell this long says what it waits for
         print(f"enqueued {count} tasks; waiting for them to finish (the monitor shows them)…",
               flush=True)
