@@ -197,6 +197,28 @@ def test_start_notebook_in_jupyterlab(jupyter_lab, browser, workspace):
     assert "2 thread workers running" in workers.inner_text()
     shot(workers, "browser-00-workers")
 
+    # Process workers; kill the one running a long task: the panel shows the task as lost and
+    # the control says when the replacement started.
+    workers.get_by_role("button", name="process").click()
+    workers.get_by_role("button", name="Apply").click()
+    workers.get_by_text("restarted: 2 process workers").wait_for(timeout=30 * SECONDS)
+    seconds = panel.locator(".widget-text", has_text="seconds").locator("input")
+    seconds.fill("20")
+    seconds.press("Enter")
+    count.fill("1")
+    count.press("Enter")
+    panel.get_by_role("button", name="Enqueue").click()
+    row = panel.locator("tr.ql-task").first
+    row.locator(".ql-state-executing").wait_for(timeout=15 * SECONDS)
+    runner = row.locator("td").nth(3).inner_text().strip()
+    workers.locator("select").select_option(runner)
+    workers.get_by_role("button", name="Kill a worker").click()
+    row.locator(".ql-state-lost").wait_for(timeout=15 * SECONDS)
+    assert "worker process died" in row.inner_text()
+    workers.get_by_text("started a replacement").wait_for(timeout=15 * SECONDS)
+    shot(panel, "browser-00-enqueue-lost")
+    shot(workers, "browser-00-workers-replaced")
+
     # Links on our pages stay under the proxy prefix.
     monitor.get_by_role("link", name="lab home").click()
     monitor.wait_for_url(base)

@@ -143,7 +143,7 @@ def test_enqueue_panel_shows_a_task_whose_worker_died_as_lost(make_lab):
     assert panel.wait(10), "a lost task counts as finished: it will never run again"
     assert panel.states[task_id] == "lost"
     text = shown(panel.table)
-    assert "executing +" in text and "lost +" in text and "worker process died" in text
+    assert "executing +" in text and "noticed lost +" in text and "worker process died" in text
     assert task_id in lab.lost_tasks()
 
 

@@ -71,7 +71,8 @@ class _Tracked:
     def mark_lost(self, why: str, now: float | None = None) -> None:
         """The task will never finish (its worker died, or the lab stopped)."""
         self.state, self.detail = "lost", why
-        self.steps.append(("lost", time.time() if now is None else now))
+        # The time it was noticed (a second of quiet after the death, at most), not of the death.
+        self.steps.append(("noticed lost", time.time() if now is None else now))
 
     def timeline(self) -> str:
         """``pending → executing +3 ms → error (2 retries left) +5 ms → … → complete +2.01 s``."""
