@@ -6,6 +6,7 @@
     labapp worker --redis-url URL --name LAB   a worker "elsewhere" sharing a lab's queue
     labapp doctor                        check this machine can run the lab
     labapp grade DIR --out grades.csv    grade a class's notebooks
+    labapp predictions DIR [--names]     what the class predicted: misconceptions.md/.png
     labapp build-exercises               write exercises/ from solutions/
 """
 from __future__ import annotations
@@ -220,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_positive(5, 3600), default=120,
                    help="seconds per notebook (default 120)")
     p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("predictions", help="what a class predicted, from saved notebooks "
+                       "(misconceptions.md and .png; nothing is executed)")
+    from labapp import predictions
+    predictions.add_arguments(p)
+    p.set_defaults(func=predictions.run)
 
     p = sub.add_parser("build-exercises", help="write exercises/ from solutions/")
     p.add_argument("--src", type=Path, default=Path("solutions"))

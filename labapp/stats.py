@@ -32,6 +32,7 @@ def snapshot(huey: Any, now: float | None = None, stuck_after: float = STUCK_AFT
     busy.sort(key=lambda b: (b["state"] != "lost", b["worker"]))
     done = sum(1 for _, raw in recent if raw.get(b"k") == b"complete")
     failed = sum(1 for _, raw in recent if raw.get(b"k") == b"error")
+    span = observed_span(recent, now, working=bool(busy or queued or scheduled))
     return {
         "lab": name,
         "time": now,
@@ -40,6 +41,29 @@ def snapshot(huey: Any, now: float | None = None, stuck_after: float = STUCK_AFT
         "counts": {key.decode(): int(v) for key, v in counts.items()},
         "busy": busy,
         "stuck": [b for b in busy if b["state"] != "running"],
-        "throughput_per_s": round(done / WINDOW, 2),
-        "errors_per_s": round(failed / WINDOW, 2),
+        "done_recent": done,
+        "errors_recent": failed,
+        "rate_span_s": round(span, 3),
+        "throughput_per_s": round(done / span, 2) if span > 0 else 0.0,
+        "errors_per_s": round(failed / span, 2) if span > 0 else 0.0,
     }
+
+
+def _stamp(entry_id: bytes | str) -> float:
+    """Seconds since the epoch of a stream entry id (``<ms>-<seq>``)."""
+    raw = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(raw.split("-", 1)[0]) / 1000
+
+
+def observed_span(recent: list[Any], now: float, working: bool) -> float:
+    """Seconds of the last :data:`WINDOW` during which tasks ran: from the first event in the
+    window to the last one (to ``now`` while tasks still run or wait). Rates divide by this,
+    so 40 tasks done in one second read as 40/s, not as 4/s "over the last 10 s".
+
+    ``recent`` is ``XREVRANGE`` output (newest first); 0 when the window holds no event.
+    """
+    if not recent:
+        return 0.0
+    first = max(_stamp(recent[-1][0]), now - WINDOW)
+    last = now if working else _stamp(recent[0][0])
+    return max(last - first, 0.0)

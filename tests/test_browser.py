@@ -5,11 +5,16 @@ downloaded. Screenshots go to ``test-artifacts/`` (git-ignored) for a person to 
 """
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from labapp import predictions
 from tests.jupyter_proc import REPO, JupyterServer
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,11 +39,20 @@ def chromium_path() -> str:
 
 
 @pytest.fixture
-def jupyter_lab(tmp_path):
+def workspace(tmp_path):
+    """A copy of notebooks/00_start_here.ipynb to open, click and save (the repository's stays clean)."""
+    root = tmp_path / "root"
+    (root / "notebooks").mkdir(parents=True)
+    shutil.copy(REPO / NOTEBOOK, root / NOTEBOOK)
+    return root
+
+
+@pytest.fixture
+def jupyter_lab(tmp_path, workspace):
     """JupyterLab on a free loopback port with a token; stopped with every kernel afterwards."""
     # No LAB_AUTO_PREDICT: in the browser a person clicks, so the test clicks too.
     env = {"LAB_AUTO_PREDICT": "", "LAB_RUN_DIR": str(tmp_path / "labs")}
-    server = JupyterServer(tmp_path / "jupyter", app="lab", env=env)
+    server = JupyterServer(tmp_path / "jupyter", app="lab", env=env, root_dir=workspace)
     with server:
         yield server
     assert len(server.stopped_family) >= 2 and not server.survivors(), \
@@ -74,11 +88,30 @@ def shot(target, name: str) -> None:
     target.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
-def test_start_notebook_in_jupyterlab(jupyter_lab, browser):
-    page = browser.new_page()
-    page.goto(f"{jupyter_lab.url}lab/tree/{NOTEBOOK}?token={jupyter_lab.token}")
+def open_notebook(page, server, path: str) -> None:
+    """Open ``path`` in JupyterLab and wait until its kernel is idle."""
+    page.goto(f"{server.url}lab/tree/{path}?token={server.token}")
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60 * SECONDS)
     page.get_by_text(IDLE).wait_for(timeout=60 * SECONDS)
+
+
+def is_dirty(page) -> bool:
+    """JupyterLab marks a notebook with unsaved changes on its tab (the dot instead of x)."""
+    return page.locator(".jp-mod-dirty").count() > 0
+
+
+def save(page) -> None:
+    page.keyboard.press("Control+s")
+    page.wait_for_function("document.querySelectorAll('.jp-mod-dirty').length === 0",
+                           timeout=15 * SECONDS)
+
+
+def test_start_notebook_in_jupyterlab(jupyter_lab, browser, workspace):
+    page = browser.new_page()
+    open_notebook(page, jupyter_lab, NOTEBOOK)
+    # The kernel's start rewrites nothing in a normalised notebook: not "modified" on open.
+    page.wait_for_timeout(2 * SECONDS)   # JupyterLab applies the kernel's info asynchronously
+    assert not is_dirty(page), "opening the notebook marked it modified (run labapp.nbnormal)"
 
     # Run every cell except the last one, which stops the lab.
     page.locator(".jp-Notebook .jp-Cell").last.click()
@@ -101,13 +134,28 @@ def test_start_notebook_in_jupyterlab(jupyter_lab, browser):
     assert web_pid in diagram.inner_text()
     shot(diagram, "browser-00-diagram")
 
-    # Predict: pick an answer, commit, read the reveal.
+    # Predict: nothing of the answer is on screen before the commit; the reveal comes after it.
     predict = page.locator(".ql-predict")
     predict.scroll_into_view_if_needed()
+    before = page.locator(".jp-Notebook").inner_text()
+    assert "ran the 0.5 s task" not in before and "This run supports" not in before
+    assert predict.locator(".ql-reveal").count() == 0
+    shot(predict.locator("xpath=ancestor::div[contains(@class,'jp-Cell')][1]"), "browser-00-predict-before")
     predict.get_by_text("a worker", exact=True).click()
+    page.wait_for_timeout(0.5 * SECONDS)  # the kernel would answer by now if a click revealed it
+    assert predict.locator(".ql-reveal").count() == 0, "picking an answer revealed it"
     predict.get_by_role("button", name="Commit and run").click()
-    predict.locator(".ql-reveal", has_text="Right!").wait_for(timeout=20 * SECONDS)
-    shot(predict, "browser-00-predict")
+    reveal = predict.locator(".ql-reveal", has_text="Your prediction matches this run")
+    reveal.wait_for(timeout=20 * SECONDS)
+    assert "ran the 0.5 s task, so a worker did the work" in reveal.inner_text()
+    shot(predict.locator("xpath=ancestor::div[contains(@class,'jp-Cell')][1]"), "browser-00-predict")
+    # The commit is saved with the notebook.
+    page.get_by_text("Prediction saved with this notebook").wait_for(timeout=10 * SECONDS)
+    save(page)
+    (record,) = predictions.saved_records(workspace / NOTEBOOK)
+    assert record["qid"] == "nb00.who-runs" and record["answer"] == "a worker"
+    assert record["auto"] is False and record["matched"] is True
+    assert record["notebook"] == "00_start_here.ipynb"
 
     # The enqueue panel: one task goes pending → executing → complete in front of us.
     panel = page.locator(".ql-enqueue")
@@ -146,8 +194,30 @@ def test_start_notebook_in_jupyterlab(jupyter_lab, browser):
     shot(page.locator(".ql-monitor"), "browser-00-monitor-widget")
     workers = page.locator(".ql-workers")
     workers.scroll_into_view_if_needed()
-    assert "2 thread workers" in workers.inner_text()
+    assert "2 thread workers running" in workers.inner_text()
     shot(workers, "browser-00-workers")
+
+    # Process workers; kill the one running a long task: the panel shows the task as lost and
+    # the control says when the replacement started.
+    workers.get_by_role("button", name="process").click()
+    workers.get_by_role("button", name="Apply").click()
+    workers.get_by_text("restarted: 2 process workers").wait_for(timeout=30 * SECONDS)
+    seconds = panel.locator(".widget-text", has_text="seconds").locator("input")
+    seconds.fill("20")
+    seconds.press("Enter")
+    count.fill("1")
+    count.press("Enter")
+    panel.get_by_role("button", name="Enqueue").click()
+    row = panel.locator("tr.ql-task").first
+    row.locator(".ql-state-executing").wait_for(timeout=15 * SECONDS)
+    runner = row.locator("td").nth(3).inner_text().strip()
+    workers.locator("select").select_option(runner)
+    workers.get_by_role("button", name="Kill a worker").click()
+    row.locator(".ql-state-lost").wait_for(timeout=15 * SECONDS)
+    assert "worker process died" in row.inner_text()
+    workers.get_by_text("started a replacement").wait_for(timeout=15 * SECONDS)
+    shot(panel, "browser-00-enqueue-lost")
+    shot(workers, "browser-00-workers-replaced")
 
     # Links on our pages stay under the proxy prefix.
     monitor.get_by_role("link", name="lab home").click()
@@ -163,6 +233,62 @@ def test_start_notebook_in_jupyterlab(jupyter_lab, browser):
     page.locator(".ql-monitor", has_text="lab stopped").wait_for(timeout=20 * SECONDS)
     panel.get_by_role("button", name="Enqueue").click()
     panel.locator(".ql-error", has_text="is stopped").wait_for(timeout=10 * SECONDS)
+    workers.locator(".ql-muted", has_text="the lab is stopped").wait_for(timeout=10 * SECONDS)
+    assert "running" not in workers.inner_text().split("the lab is stopped")[0]
+    shot(workers, "browser-00-workers-stopped")
     shot(page, "browser-00-stopped")
 
+    assert browser.console_errors == [], "console errors:\n" + "\n".join(browser.console_errors)
+
+
+TWO_PREDICTIONS = [
+    "from labapp.widgets import Predict\n"
+    "first = Predict('Two plus two?', ['4', '5'], run=lambda: 4, qid='test.sum',\n"
+    "                truth=lambda r: str(r), explain=lambda r: f'measured {r}')\n"
+    "first",
+    "second = Predict('Is 3 odd?', ['yes', 'no'], run=lambda: 3, qid='test.odd',\n"
+    "                 truth=lambda r: 'yes' if r % 2 else 'no', explain=lambda r: f'measured {r}')\n"
+    "second",
+]
+
+
+def test_two_commits_saved_and_read_back_by_labapp_predictions(jupyter_lab, browser, workspace):
+    import nbformat
+
+    from labapp import nbnormal
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in TWO_PREDICTIONS]
+    learner = workspace / "class" / "kim"
+    learner.mkdir(parents=True)
+    nbformat.write(nbnormal.normalise(nb), learner / "quiz.ipynb")
+    page = browser.new_page()
+    open_notebook(page, jupyter_lab, "class/kim/quiz.ipynb")
+    page.locator(".jp-Notebook .jp-Cell").first.click()
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.press("Shift+Enter")
+    boxes = page.locator(".ql-predict")
+    boxes.nth(1).wait_for(timeout=30 * SECONDS)
+    for box, answer, verdict in ((boxes.nth(0), "5", "does not match"),
+                                 (boxes.nth(1), "yes", "matches")):
+        box.get_by_text(answer, exact=True).click()
+        box.get_by_role("button", name="Commit and run").click()
+        box.locator(".ql-reveal", has_text=verdict).wait_for(timeout=20 * SECONDS)
+    page.get_by_text("Prediction saved with this notebook").nth(1).wait_for(timeout=10 * SECONDS)
+    shot(page, "browser-two-predictions")
+    save(page)
+    out = workspace / "report"
+    done = subprocess.run([sys.executable, "-m", "labapp", "predictions", str(workspace / "class"),
+                           "--out", str(out), "--names"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    md = (out / "misconceptions.md").read_text()
+    assert "| 5 | 1 | 100.0 % | 0 of 1 | kim |" in md         # test.sum: answered 5, measured 4
+    assert "| yes | 1 | 100.0 % | 1 of 1 | kim |" in md       # test.odd: answered yes, matched
+    saved = json.loads((learner / "quiz.ipynb").read_text())
+    assert sum(predictions.MIME in o.get("data", {}) for c in saved["cells"] for o in c["outputs"]) == 2
+
+    # The learner forgets one: after saving, only the other stays in the file.
+    boxes.nth(0).get_by_role("button", name="Forget my prediction").click()
+    boxes.nth(0).get_by_text("prediction forgotten").wait_for(timeout=10 * SECONDS)
+    save(page)
+    assert [r["qid"] for r in predictions.saved_records(learner / "quiz.ipynb")] == ["test.odd"]
     assert browser.console_errors == [], "console errors:\n" + "\n".join(browser.console_errors)

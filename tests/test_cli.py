@@ -7,7 +7,8 @@ import pytest
 from labapp import procs
 from labapp.cli import build_parser, main
 
-COMMANDS = ["start", "status", "stop", "worker", "doctor", "grade", "build-exercises"]
+COMMANDS = ["start", "status", "stop", "worker", "doctor", "grade", "build-exercises",
+            "predictions"]
 
 
 def run(*args, **kw):

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from labapp import stats
 from labapp import widgets
 from labapp.widgets import EnqueuePanel, Monitor, Predict, StackDiagram, WorkerControl
 
@@ -123,7 +124,71 @@ def test_widgets_explain_a_stopped_lab_and_follow_a_restart(make_lab):
     again.stop()
 
 
+def test_enqueue_panel_timeline_shows_every_retry(clean_lab):
+    panel = EnqueuePanel(clean_lab, "flaky", key="widget_retry", fail_times=2, retries=2)
+    (task_id,) = panel.enqueue()
+    assert panel.wait(15) and panel.states[task_id] == "complete"
+    timeline = shown(panel.table)
+    assert timeline.count("executing +") == 3, timeline      # three attempts, each shown
+    assert "error (2 retries left)" in timeline and "error (1 retry left)" in timeline
+    assert re.search(r"pending → executing \+\d+ ms → error \(2 retries left\)", timeline)
+
+
+def test_enqueue_panel_shows_a_task_whose_worker_died_as_lost(make_lab):
+    lab = make_lab(workers=1, worker_type="process")
+    panel = EnqueuePanel(lab, "sleep", seconds=20)
+    (task_id,) = panel.enqueue()
+    poll(lambda: panel.states[task_id] == "executing", 10)
+    lab.kill_worker(0)
+    assert panel.wait(10), "a lost task counts as finished: it will never run again"
+    assert panel.states[task_id] == "lost"
+    text = shown(panel.table)
+    assert "executing +" in text and "noticed lost +" in text and "worker process died" in text
+    assert task_id in lab.lost_tasks()
+
+
+def test_enqueue_panel_after_a_restart_has_no_blank_rows(make_lab):
+    lab = make_lab(workers=0)                     # the task waits in the queue
+    panel = EnqueuePanel(lab, "sleep", seconds=20)
+    (old,) = panel.enqueue()
+    lab.stop()
+    poll(lambda: panel.states[old] == "lost", 10)
+    assert "the lab stopped before 1 of these tasks finished" in shown(panel.message)
+    again = lab.start(quiet=True)
+    try:
+        again.scale(1)
+        panel.inputs["seconds"].value = 0.1
+        panel.count.value = 2
+        new = panel.enqueue()
+        assert panel.wait(10) and [panel.states[i] for i in new] == ["complete", "complete"]
+        assert panel.states[old] == "lost"          # the old lab's task stays lost
+        rows = re.findall(r'<tr class="ql-task".*?</tr>', panel.table.value)
+        assert len(rows) == 3
+        for row in rows:
+            cells = [shown_text(c) for c in re.findall(r"<td>(.*?)</td>", row)]
+            assert all(cells[:4]) and cells[4].startswith("pending"), cells   # nothing blank
+    finally:
+        again.stop()
+
+
+def shown_text(fragment: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", fragment)).strip()
+
+
 # --------------------------------------------------------------------------- WorkerControl
+def test_worker_control_says_so_when_the_lab_stops(make_lab):
+    lab = make_lab(workers=1)
+    control = WorkerControl(lab)
+    assert "1 thread worker running" in shown(control.table)      # singular
+    control.workers.value = 3
+    control.worker_type.value = "process"
+    assert control.apply()
+    lab.stop()
+    poll(lambda: "the lab is stopped" in shown(control.message), 10)
+    assert "running" not in shown(control.message) and shown(control.table) == ""
+    assert control.target.options == ()
+
+
 def test_worker_control_scales_switches_type_and_kills(make_lab):
     lab = make_lab(workers=1)
     control = WorkerControl(lab)
@@ -134,7 +199,8 @@ def test_worker_control_scales_switches_type_and_kills(make_lab):
     control.apply_button.click()
     assert len(control.pids) == 3 and len(set(control.pids)) == 3   # separate processes
     assert lab.config.workers == 3 and lab.config.worker_type == "process"
-    assert "3 process workers running" in shown(control.message)
+    assert "restarted: 3 process workers" in shown(control.message)
+    assert "3 process workers running" in shown(control.table)
     assert all(str(pid) in control.table.value for pid in control.pids)
     assert control.target.options == ("worker-1", "worker-2", "worker-3")
 
@@ -142,6 +208,7 @@ def test_worker_control_scales_switches_type_and_kills(make_lab):
     control.target.value = "worker-2"
     control.kill_button.click()
     assert "killed worker-2" in shown(control.message)
+    poll(lambda: "started a replacement" in shown(control.message), 10)   # measured, then said
     poll(lambda: len(control.pids) == 3 and control.pids != before, 10)   # huey replaced it
     after = control.pids
     assert before[1] not in after and before[0] in after and before[2] in after
@@ -184,6 +251,32 @@ def test_monitor_counts_move_and_it_stops_with_the_lab(make_lab):
         lab.stop()
     poll(lambda: not monitor._thread.is_alive(), 10)
     assert not monitor.running and "lab stopped" in shown(monitor.status)
+
+
+def test_monitor_rates_use_the_time_actually_observed(make_lab):
+    lab = make_lab(workers=2)
+    monitor = Monitor(lab, start=False)
+    handles = lab.enqueue_many("sleep", 40, seconds=0.02)
+    assert lab.wait(handles, 30)
+    snap = monitor.refresh()
+    assert snap["done_recent"] == 40
+    span = snap["rate_span_s"]
+    assert 0 < span < stats.WINDOW, span                 # a burst, not the whole window
+    assert snap["throughput_per_s"] == pytest.approx(40 / span, rel=0.02)
+    note = shown(monitor.html)
+    assert f"40 tasks finished ÷ {span:.1f} s of activity" in note
+    assert "over the last 10 s" not in note
+
+
+def test_observed_span_is_the_active_part_of_the_window():
+    now = 1_000.0
+    entry = lambda t: (f"{int(t * 1000)}-0".encode(), {})   # noqa: E731
+    recent = [entry(now - 2.0), entry(now - 3.0)]           # newest first
+    assert stats.observed_span(recent, now, working=False) == pytest.approx(1.0)
+    assert stats.observed_span(recent, now, working=True) == pytest.approx(3.0)
+    old = [entry(now - 1.0), entry(now - 60.0)]             # began before the window
+    assert stats.observed_span(old, now, working=True) == pytest.approx(stats.WINDOW)
+    assert stats.observed_span([], now, working=True) == 0.0
 
 
 def test_monitor_is_throttled_and_idle_costs_nothing(make_lab):
@@ -374,3 +467,96 @@ def test_stack_diagram_shows_the_real_processes(lab):
     for pid in (st["web"], st["broker"], *st["workers"]):
         assert str(pid) in text and str(pid) in page
     assert lab.huey.storage.queue_key in text and lab.huey.storage.queue_key in page
+
+
+# --------------------------------------------------------------------------- glyphs
+def test_widget_text_uses_only_glyphs_of_dejavu_sans():
+    """Debian's Chromium has no emoji font: every non-ASCII character the widgets, the
+    prediction summary and the start notebook show must exist in DejaVu Sans (else: a box)."""
+    from pathlib import Path
+
+    import matplotlib
+    from matplotlib.ft2font import FT2Font
+
+    root = Path(__file__).resolve().parents[1]
+    font = FT2Font(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"))
+    have = set(font.get_charmap())
+    files = [*sorted((root / "labapp" / "widgets").glob("*.py")), root / "labapp" / "predictions.py",
+             *sorted((root / "labapp" / "templates").glob("*.html")),
+             root / "notebooks" / "00_start_here.ipynb"]
+    missing = {(f.name, ch) for f in files if f.exists()
+               for ch in f.read_text() if ord(ch) > 127 and ord(ch) not in have}
+    assert not missing, f"characters DejaVu Sans lacks (they render as boxes): {sorted(missing)}"
+
+
+# --------------------------------------------------------------------------- notebook 00's runs
+def _who(pid, answered=0.004, seconds=0.5):
+    from labapp.experiments.first_look import WhoRunsResult
+    return WhoRunsResult(seconds=seconds, answered_s=answered, finished=True, pid=pid,
+                         worker="worker-1" if pid == 30 else "web", web_pid=10, kernel_pid=20,
+                         worker_pids=(30,))
+
+
+def test_who_runs_conclusions_follow_the_numbers():
+    ok = _who(30)
+    assert ok.ran_in == "a worker" and ok.teaches_lesson
+    assert "so a worker did the work" in " ".join(ok.conclusions())
+    assert "did not wait for the work" in " ".join(ok.conclusions())
+    web = _who(10)                                          # the opposite numbers flip it
+    assert web.ran_in == "the Flask app" and not web.teaches_lesson
+    assert "so the Flask app did the work" in " ".join(web.conclusions())
+    slow = _who(30, answered=0.9)
+    assert not slow.teaches_lesson and "no faster than the 0.5 s task" in " ".join(slow.conclusions())
+    assert _who(None).ran_in is None and "no worker started" in _who(None).conclusions()[0]
+
+
+def test_burst_conclusions_follow_the_numbers():
+    from labapp.experiments.first_look import BurstResult
+    parallel = BurstResult(0.5, 2, ((0, 0, 0.5), (0, 0, 0.5), (0, 0.5, 1.0), (0, 0.5, 1.0)), True)
+    assert parallel.max_running == 2 and parallel.took_s == 1.0 and parallel.longest_wait_s == 0.5
+    assert "At most 2 ran at the same moment" in " ".join(parallel.conclusions())
+    serial = BurstResult(0.5, 2, ((0, 0, 0.5), (0, 0.5, 1.0), (0, 1.0, 1.5)), True)
+    text = " ".join(serial.conclusions())
+    assert serial.max_running == 1 and "Fewer tasks ran at once than there are workers" in text
+
+
+def test_notebook_runs_measure_on_a_live_lab(clean_lab):
+    from labapp.experiments import first_look
+    who = first_look.notebook_sized(clean_lab)
+    assert who.ran_in == "a worker" and who.pid in who.worker_pids and who.finished
+    run = first_look.burst(clean_lab, count=4, seconds=0.1)
+    assert len(run.spans) == 4 and 1 <= run.max_running <= 2 and run.finished
+
+
+def test_predict_recommit_after_a_kernel_restart_is_marked_from_the_saved_notebook(
+        clean_lab, tmp_path, monkeypatch):
+    import nbformat
+
+    from labapp import predictions
+    first = _predict(clean_lab, [], qid="test.saved")
+    first.commit("Flask")
+    saved = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell('Predict(..., qid="test.saved")')
+    cell.outputs = [nbformat.v4.new_output("display_data", predictions.bundle(first._payload()))]
+    saved.cells = [cell]
+    path = tmp_path / "07_myth_busters.ipynb"
+    nbformat.write(saved, path)
+    monkeypatch.setattr(widgets.predict, "_REVEALED", set())      # a new kernel ...
+    monkeypatch.setattr(widgets.predict, "RECORDS", [])
+    monkeypatch.setenv("JPY_SESSION_NAME", str(path))              # ... for the same notebook
+    again = _predict(clean_lab, [], qid="test.saved")
+    again.commit("a worker")
+    assert again.record["after_reveal"] is True and again.record["notebook"] == path.name
+    history = again._payload()["records"]
+    assert [r["answer"] for r in history] == ["Flask", "a worker"]   # both kept in the output
+    again.forget()
+    assert again.record is None and widgets.predict.RECORDS == []
+    assert again._payload()["records"] == [] and "forgotten" in shown(again.message)
+
+
+def test_burst_without_workers_says_what_to_do(make_lab):
+    from labapp.experiments import first_look
+    lab = make_lab(workers=0)
+    with pytest.raises(ValueError, match="no worker is running.*lab.scale"):
+        first_look.burst(lab)
+    assert lab.queue_length() == 0                      # nothing was enqueued

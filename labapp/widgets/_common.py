@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import html
-from typing import Any
+import logging
+import threading
+import weakref
+from typing import Any, Callable
 
 import ipywidgets as w
 import redis
@@ -12,6 +15,8 @@ from labapp.config import ConfigError
 from labapp.stack import Lab
 from labapp.stack import LabError
 from labapp.stack import running_labs
+
+logger = logging.getLogger(__name__)
 
 _EXPECTED = (ValueError, LookupError, LabError, ConfigError, redis.RedisError,
              tasks.LabNotRunning, OSError)
@@ -52,6 +57,63 @@ def _current(lab: Lab) -> Lab:
         if other.name == lab.name:
             return other
     raise LabStopped(f"the lab ({lab.name}) is stopped: run `lab = Lab.start()` again, then retry")
+
+
+def _plural(n: int, noun: str) -> str:
+    """``1 thread worker``, ``3 thread workers``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+STOP_POLL = 5.0   # seconds: an external server does not die with the lab, so look this often
+_WATCHED: dict[int, tuple[threading.Thread, list[weakref.WeakMethod]]] = {}
+_WATCH_LOCK = threading.Lock()
+
+
+def on_lab_stop(lab: Lab, callback: Callable[[], None]) -> None:
+    """Call ``callback`` (a bound method, held weakly) once ``lab`` stops.
+
+    One daemon thread per lab sleeps in a blocking read on the lab's server, which fails the
+    moment ``lab.stop()`` kills the server; an external server is looked at every
+    :data:`STOP_POLL` seconds. The thread ends with the lab.
+    """
+    with _WATCH_LOCK:
+        entry = _WATCHED.get(id(lab))
+        if entry is None or not entry[0].is_alive():
+            listeners: list[weakref.WeakMethod] = []
+            thread = threading.Thread(target=_watch_stop, args=(lab, listeners),
+                                      name=f"ql-stop-{lab.name}", daemon=True)
+            entry = _WATCHED[id(lab)] = (thread, listeners)
+            thread.start()
+        ref = weakref.WeakMethod(callback)  # type: ignore[arg-type]
+        if ref not in entry[1]:
+            entry[1].append(ref)
+
+
+def _watch_stop(lab: Lab, listeners: list[weakref.WeakMethod]) -> None:
+    conn = None
+    try:
+        conn = redis.Redis.from_url(lab.redis_url, socket_timeout=STOP_POLL + 5)
+        never = f"lab.{lab.name}.widgets.stop-watch"  # a key nobody writes: BLPOP just waits
+        while lab in running_labs():
+            try:
+                conn.blpop([never], timeout=STOP_POLL)
+            except redis.RedisError:
+                # The server went away: lab.stop() is under way (or a crash). Wait for it.
+                threading.Event().wait(0.2)
+    except Exception:  # noqa: BLE001 - a watcher must never die noisily
+        logger.debug("stop watcher failed", exc_info=True)
+    finally:
+        if conn is not None:
+            conn.close()
+        with _WATCH_LOCK:
+            _WATCHED.pop(id(lab), None)
+    for ref in list(listeners):
+        callback = ref()
+        if callback is not None:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001
+                logger.debug("stop callback failed", exc_info=True)
 
 
 def _first_line(text: object, fallback: str) -> str:

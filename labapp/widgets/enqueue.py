@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 MAX_COUNT = 100          # tasks one click may enqueue (the table stays readable)
 SHOW_ROWS = 8            # newest tasks listed by EnqueuePanel
 PANEL_MIN_INTERVAL = 0.2  # EnqueuePanel redraws at most 5 times a second
+TIMELINE_STEPS = 9       # steps shown per task before the middle is elided
+LOST_CHECK = 1.0         # seconds of quiet after which the panel looks for dead workers
 FINAL = {"complete", "error", "revoked", "expired", "canceled", "interrupted", "locked",
          "lost"}
 
@@ -38,20 +40,27 @@ def _ms(seconds: float) -> str:
 
 
 class _Tracked:
-    """What the panel knows about one task it enqueued."""
+    """What the panel knows about one task it enqueued (and in which lab)."""
 
-    __slots__ = ("id", "task", "state", "times", "worker", "detail")
+    __slots__ = ("id", "task", "state", "steps", "worker", "detail", "lab")
 
-    def __init__(self, task_id: str, task: str) -> None:
-        self.id, self.task, self.state = task_id, task, "pending"
-        self.times: dict[str, float] = {}
+    def __init__(self, task_id: str, task: str, lab: Lab | None = None) -> None:
+        self.id, self.task, self.state, self.lab = task_id, task, "pending", lab
+        self.steps: list[tuple[str, float]] = []   # every state change, retries included
         self.worker, self.detail = "", ""
 
     def apply(self, event: events.Event) -> None:
         kind = "pending" if event.kind == "enqueued" else event.kind
         if event.kind == "error" and event.retries > 0:
             kind = "retrying"  # the task will run again
-        self.times.setdefault(kind, event.time)
+        if event.kind == "retrying" and self.steps and self.steps[-1][0].startswith("error"):
+            pass  # Huey's "retrying" right after the error: the error step already says so
+        elif event.kind == "error":
+            left = f" ({event.retries} retr{'y' if event.retries == 1 else 'ies'} left)" \
+                if event.retries else ""
+            self.steps.append((f"error{left}", event.time))
+        elif not (kind == "pending" and self.steps):
+            self.steps.append((kind, event.time))
         if event.kind == "executing":
             self.worker = event.worker
         if event.kind == "error":
@@ -59,12 +68,35 @@ class _Tracked:
         if self.state not in FINAL or kind in FINAL:
             self.state = kind
 
+    def mark_lost(self, why: str, now: float | None = None) -> None:
+        """The task will never finish (its worker died, or the lab stopped)."""
+        self.state, self.detail = "lost", why
+        # The time it was noticed (a second of quiet after the death, at most), not of the death.
+        self.steps.append(("noticed lost", time.time() if now is None else now))
+
     def timeline(self) -> str:
-        start = self.times.get("pending")
-        if start is None:
-            return ""
-        steps = [f"{kind} +{_ms(t - start)}" for kind, t in self.times.items() if kind != "pending"]
-        return " → ".join(["pending", *steps])
+        """``pending → executing +3 ms → error (2 retries left) +5 ms → … → complete +2.01 s``."""
+        if not self.steps:
+            return "pending"
+        start = self.steps[0][1]
+        parts = [self.steps[0][0]] + [f"{kind} +{_ms(t - start)}" for kind, t in self.steps[1:]]
+        if len(parts) > TIMELINE_STEPS:  # a long retry story: its start and its end
+            hidden = len(parts) - TIMELINE_STEPS + 1
+            parts = [*parts[:2], f"({hidden} more)", *parts[-(TIMELINE_STEPS - 3):]]
+        return " → ".join(parts)
+
+
+def _worker_cell(t: _Tracked) -> str:
+    if t.worker:
+        return html.escape(t.worker)
+    return '<span class="ql-muted">not started</span>'
+
+
+def _detail(t: _Tracked) -> str:
+    if not t.detail:
+        return ""
+    label = "why" if t.state == "lost" else "last error"
+    return f"<br><small>{label}: {html.escape(t.detail)}</small>"
 
 
 def _input_for(name: str, param: tasks.Param, value: Any) -> w.Widget:
@@ -93,7 +125,7 @@ class EnqueuePanel(_LabWidget):
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._done.set()
-        self._thread: threading.Thread | None = None
+        self._threads: dict[int, threading.Thread] = {}   # one watcher per lab (id) followed
         self._stop = threading.Event()
         self._last_draw = 0.0
         self.task = w.Dropdown(options=sorted(tasks.SPECS), description="task",
@@ -183,13 +215,14 @@ class EnqueuePanel(_LabWidget):
         ids = [h.id for h in handles]
         with self._lock:
             for task_id in ids:
-                self.tracked[task_id] = _Tracked(task_id, task)
+                self.tracked[task_id] = _Tracked(task_id, task, lab)
             self._done.clear()
-            if self._thread is None:
+            if id(lab) not in self._threads:  # a restarted lab gets a watcher of its own
                 self._stop.clear()
-                self._thread = threading.Thread(target=self._watch, args=(lab, cursor),
-                                                name="ql-enqueue-panel", daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._watch, args=(lab, cursor),
+                                          name="ql-enqueue-panel", daemon=True)
+                self._threads[id(lab)] = thread
+                thread.start()
         shown = ", ".join(i[:8] for i in ids[:3]) + (" …" if len(ids) > 3 else "")
         self.message.value = (f'<span class="ql-ok">enqueued {count} × {html.escape(task)} '
                               f'(id {html.escape(shown)})</span>')
@@ -216,17 +249,23 @@ class EnqueuePanel(_LabWidget):
         return list(self.states)
 
     # -- background
-    def _pending(self) -> list[str]:
-        return [i for i, t in self.tracked.items() if t.state not in FINAL]
+    def _pending(self, lab: Lab | None = None) -> list[_Tracked]:
+        return [t for t in self.tracked.values()
+                if t.state not in FINAL and (lab is None or t.lab is lab)]
 
     def _watch(self, lab: Lab, cursor: str) -> None:
-        """Follow the events stream (blocking reads: no polling) until all tasks finished."""
+        """Follow the events stream of ``lab`` (blocking reads) until its tasks finished.
+
+        After :data:`LOST_CHECK` seconds without events it looks for tasks whose worker
+        process died (Huey never runs them again) and shows them as lost.
+        """
         conn = redis.Redis.from_url(lab.redis_url, socket_timeout=10)
         dirty = False
+        quiet_since = time.monotonic()
         try:
             while not self._stop.is_set():
                 with self._lock:
-                    if not self._pending():
+                    if not self._pending(lab):
                         break
                 # Throttled, never dropped: a change too soon after the last redraw is
                 # drawn when the interval is up, so a short "executing" still shows.
@@ -236,23 +275,23 @@ class EnqueuePanel(_LabWidget):
                     dirty = False
                 try:
                     batch = events.read(conn, lab.name, since=cursor,
-                                        block=max(wait, 0.01) if dirty else 1.0)
+                                        block=max(wait, 0.01) if dirty else LOST_CHECK)
+                    if not batch and time.monotonic() - quiet_since >= LOST_CHECK:
+                        dirty |= self._find_lost(conn, lab)
+                        quiet_since = time.monotonic()
                 except redis.RedisError:
                     if lab not in running_labs():
-                        self.message.value = _error_html(
-                            "the lab stopped before these tasks finished: run `lab = Lab.start()`")
-                        with self._lock:
-                            for t in self.tracked.values():
-                                if t.state not in FINAL:
-                                    t.state = "lost"
+                        self._lab_gone(lab)
                         break
                     self._stop.wait(1.0)  # the server restarts (durability lesson): try again
                     continue
+                if batch:
+                    quiet_since = time.monotonic()
                 with self._lock:
                     for event in batch:
                         cursor = event.id
                         tracked = self.tracked.get(event.task_id)
-                        if tracked is not None:
+                        if tracked is not None and tracked.lab is lab:
                             tracked.apply(event)
                             dirty = True
         except Exception:  # noqa: BLE001 - a widget thread must never die noisily
@@ -260,10 +299,31 @@ class EnqueuePanel(_LabWidget):
         finally:
             conn.close()
             with self._lock:
-                self._thread = None
+                self._threads.pop(id(lab), None)
                 if not self._pending():
                     self._done.set()
             self._render()
+
+    def _find_lost(self, conn: redis.Redis, lab: Lab) -> bool:
+        """Mark tasks of ``lab`` whose worker process died as lost; True if any."""
+        lost = {b.task_id for b in events.busy(conn, lab.name) if b.lost}
+        with self._lock:
+            doomed = [t for t in self._pending(lab) if t.id in lost]
+            for t in doomed:
+                t.mark_lost("its worker process died while running it: Huey will not run "
+                            "it again")
+        return bool(doomed)
+
+    def _lab_gone(self, lab: Lab) -> None:
+        """``lab`` stopped: its unfinished tasks will never finish."""
+        with self._lock:
+            doomed = self._pending(lab)
+            for t in doomed:
+                t.mark_lost("the lab stopped before it finished")
+        if doomed:
+            self.message.value = _error_html(
+                f"the lab stopped before {len(doomed)} of these tasks finished: run "
+                "`lab = Lab.start()` and enqueue again")
 
     def _render(self) -> None:
         self._last_draw = time.monotonic()
@@ -279,8 +339,7 @@ class EnqueuePanel(_LabWidget):
         rows = "".join(
             f'<tr class="ql-task" data-task-id="{html.escape(t.id)}"><td><code>{html.escape(t.id[:8])}</code></td>'
             f"<td>{html.escape(t.task)}</td><td>{_badge(t.state)}</td>"
-            f"<td>{html.escape(t.worker)}</td><td>{html.escape(t.timeline())}"
-            f"{'<br><small>last error: ' + html.escape(t.detail) + '</small>' if t.detail else ''}</td></tr>"
+            f"<td>{_worker_cell(t)}</td><td>{html.escape(t.timeline())}{_detail(t)}</td></tr>"
             for t in items[-SHOW_ROWS:][::-1])
         more = f" (newest {SHOW_ROWS} shown)" if len(items) > SHOW_ROWS else ""
         noun = "task" if len(items) == 1 else "tasks"

@@ -28,6 +28,24 @@ logger = logging.getLogger(__name__)
 MONITOR_MIN_INTERVAL = 0.5  # Monitor redraws at most twice a second
 
 
+def _rate(s: dict[str, Any]) -> str:
+    """The tasks/s card: a rate only when something finished over a measurable time."""
+    if not s.get("done_recent") or not s.get("rate_span_s"):
+        return "–"
+    return f"{s['throughput_per_s']:g}"
+
+
+def _rate_note(s: dict[str, Any]) -> str:
+    """What the tasks/s card was computed from, in words (numbers of this snapshot)."""
+    done, span = s.get("done_recent", 0), s.get("rate_span_s", 0.0)
+    if not done:
+        return f"tasks/s: nothing finished in the last {stats.WINDOW:.0f} s"
+    noun = "task" if done == 1 else "tasks"
+    if not span:
+        return f"tasks/s: {done} {noun} finished, too close together to time"
+    return f"tasks/s = {done} {noun} finished ÷ {span:.1f} s of activity (within the last {stats.WINDOW:.0f} s)"
+
+
 class Monitor(_LabWidget):
     """Live view of the lab: queue length, busy workers, throughput, failures, stuck/lost tasks.
 
@@ -145,7 +163,7 @@ class Monitor(_LabWidget):
         cards = [("queued", s["queued"], False), ("scheduled", s["scheduled"], False),
                  ("running", len(s["busy"]), False), ("complete", counts.get("complete", 0), False),
                  ("errors", counts.get("error", 0), counts.get("error", 0) > 0),
-                 ("tasks/s", s["throughput_per_s"], False),
+                 ("tasks/s", _rate(s), False),
                  ("stuck/lost", len(s["stuck"]), bool(s["stuck"]))]
         cards_html = "".join(
             f'<div class="ql-card{" ql-bad" if bad else ""}" data-metric="{name}">'
@@ -170,8 +188,8 @@ class Monitor(_LabWidget):
                     "open the /monitor page</a>")
         except Exception:  # noqa: BLE001 - the port is unknown once the lab stopped
             link = ""
-        return (f"<div><b>Monitor</b> <span class='ql-muted'>{html.escape(s['lab'])} · throughput "
-                f"over the last {stats.WINDOW:.0f} s · stuck = running over "
+        return (f"<div><b>Monitor</b> <span class='ql-muted'>{html.escape(s['lab'])} · "
+                f"{html.escape(_rate_note(s))} · stuck = running over "
                 f"{self.stuck_after:g} s, lost = its worker died{link}</span></div>"
                 f"<div class='ql-cards'>{cards_html}</div>{table}")
 

@@ -6,8 +6,12 @@ the answer the measured numbers support, ``explain(result)`` says what was measu
 recorded as a prediction unless the learner committed one; a later cell that needs the result
 first (``widget.result``) runs the experiment and says "no prediction recorded".
 
-Every commit keeps a machine-readable :attr:`Predict.record` (see :data:`RECORD_VERSION`);
-:data:`RECORDS` lists those made in this kernel.
+Every commit keeps a machine-readable :attr:`Predict.record` (see :data:`RECORD_VERSION` and
+:mod:`labapp.predictions` for the format); :data:`RECORDS` lists those made in this kernel.
+In a notebook the widget also shows a small output of MIME type
+``application/vnd.queue-lab.prediction+json`` (empty until the commit, then updated in place
+through its display id), so the record is saved with the notebook: teachers read it with
+``labapp predictions``, learners with :func:`labapp.predictions.my_predictions`.
 """
 from __future__ import annotations
 
@@ -19,13 +23,14 @@ from typing import Any, Callable, Sequence
 
 import ipywidgets as w
 
+from labapp import predictions
 from labapp.widgets._common import _CSS
 from labapp.widgets._common import _LabWidget
 from labapp.widgets._common import _error_html
 from labapp.widgets._common import _explain
 
 AUTO_ENV = "LAB_AUTO_PREDICT"
-RECORD_VERSION = 1
+RECORD_VERSION = predictions.RECORD_VERSION
 RECORDS: list[dict[str, Any]] = []
 """The prediction records committed in this kernel, oldest first."""
 _REVEALED: set[str] = set()   # question ids whose measured answer this kernel has shown
@@ -93,6 +98,8 @@ class Predict(_LabWidget):
         self.no_prediction = False
         self.reveal_text = ""
         self.record: dict[str, Any] | None = None
+        self._history: list[dict[str, Any]] | None = None   # earlier records of this qid
+        self._display: Any = None                           # the saved record's display handle
         self._changes = 0
         self._committed_at = 0.0
         self._after_reveal = False
@@ -107,9 +114,15 @@ class Predict(_LabWidget):
         self.message = w.HTML()
         self.output = w.Output()
         self.reveal_box = w.HTML()
+        self.forget_button = w.Button(description="Forget my prediction", icon="trash",
+                                      tooltip="remove this prediction's record from the notebook",
+                                      layout=w.Layout(display="none", width="auto",
+                                                      align_self="flex-start"))
         self.button.on_click(lambda _b: self.commit())
+        self.forget_button.on_click(lambda _b: self.forget())
         super().__init__([w.HTML(_CSS + f"<b>Predict:</b> {html.escape(question)}"),
-                          self.choice, self.button, self.message, self.output, self.reveal_box])
+                          self.choice, self.button, self.message, self.output, self.reveal_box,
+                          self.forget_button])
         self.add_class("ql-box")
         self.add_class("ql-predict")
 
@@ -137,7 +150,7 @@ class Predict(_LabWidget):
         self.answer, self.committed = answer, True
         if first:
             self._committed_at = time.time()
-            self._after_reveal = self.qid in _REVEALED
+            self._after_reveal = self.qid in _REVEALED or bool(self._earlier())
         self.choice.value = answer
         self.choice.disabled = True
         return self._run()
@@ -171,19 +184,63 @@ class Predict(_LabWidget):
         self.reveal_text = f"{self._verdict(truth)} {explained}"
         self.reveal_box.value = f"<div class='ql-reveal'>{self.reveal_text}</div>"
         _REVEALED.add(self.qid)
-        if self.committed:
+        if self.committed and self.record is None:
             self.record = {
                 "version": RECORD_VERSION, "qid": self.qid, "question": self.question,
                 "choices": [str(v) for _, v in self.choice.options],
+                "labels": [str(label) for label, _ in self.choice.options],
                 "answer": str(self.answer), "label": self._label(self.answer),
                 "changed_selection": self._changes > 1, "selections": self._changes,
                 "measured": None if truth is None else str(truth),
+                "measured_label": None if truth is None else self._label(truth),
                 "matched": None if truth is None else truth == self.answer,
+                "explained": predictions.plain(explained, predictions.EXPLAINED_MAX),
                 "auto": self.auto_picked, "after_reveal": self._after_reveal,
+                "notebook": predictions.this_notebook_name(),
                 "shown_at": round(self._shown_at, 3), "committed_at": round(self._committed_at, 3),
                 "revealed_at": round(time.time(), 3),
             }
             RECORDS.append(self.record)
+            self._save_record()
+            self.forget_button.layout.display = None
+
+    # ------------------------------------------------------------------ the saved record
+    def _earlier(self) -> list[dict[str, Any]]:
+        """Records of this question made before this widget: in this kernel, or saved in
+        this notebook (so a re-commit after a kernel restart is still marked as one)."""
+        if self._history is None:
+            saved = predictions.saved_records(predictions.this_notebook(), qid=self.qid)
+            self._history = predictions.merge(saved, [r for r in RECORDS if r["qid"] == self.qid])
+        return self._history
+
+    def _payload(self) -> dict[str, Any]:
+        mine = [self.record] if self.record is not None else []
+        return predictions.payload(self.qid, predictions.merge(self._earlier(), mine))
+
+    def _show_record(self) -> None:
+        """Display the record output (empty until the commit) once, when running in a kernel.
+
+        It is published while the widget itself is being displayed, so it sits just above it."""
+        if self._display is not None or not predictions.in_kernel():
+            return
+        from IPython.display import display
+        self._display = display(predictions.bundle(self._payload()), raw=True, display_id=True)
+
+    def _save_record(self) -> None:
+        if self._display is not None:
+            self._display.update(predictions.bundle(self._payload()), raw=True)
+
+    def forget(self) -> None:
+        """Remove this question's predictions from the records (this notebook's output and
+        this kernel's :data:`RECORDS`). Save the notebook to remove them from the file too."""
+        RECORDS[:] = [r for r in RECORDS if r["qid"] != self.qid]
+        self.record = None
+        self._history = []
+        if self._display is not None:
+            self._display.update(predictions.bundle(predictions.payload(self.qid, [])), raw=True)
+        self.forget_button.layout.display = "none"
+        self.message.value = ('<span class="ql-muted">prediction forgotten: save the notebook '
+                              "(Ctrl+S) to remove it from the file too</span>")
 
     def _verdict(self, truth: Any) -> str:
         if truth is None:
@@ -227,6 +284,7 @@ class Predict(_LabWidget):
         return next((label for label, v in self.choice.options if v == value), str(value))
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        self._show_record()
         # Headless with LAB_AUTO_PREDICT=1 (tests, grading): commit the default when shown.
         if self.auto and not self.committed and not self.no_prediction:
             self.auto_picked = True

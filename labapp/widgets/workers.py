@@ -20,6 +20,8 @@ from labapp.widgets._common import _LabWidget
 from labapp.widgets._common import _current
 from labapp.widgets._common import _error_html
 from labapp.widgets._common import _explain
+from labapp.widgets._common import _plural
+from labapp.widgets._common import on_lab_stop
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,29 @@ class WorkerControl(_LabWidget):
         self.add_class("ql-box")
         self.add_class("ql-workers")
         self.refresh()
+        self._watch(lab)
+
+    def _watch(self, lab: Lab) -> None:
+        try:
+            on_lab_stop(_current(lab), self._lab_stopped)
+        except LabStopped:
+            pass
+
+    def _lab_stopped(self) -> None:
+        """The lab stopped (``lab.stop()``, a restart): say so instead of the last action."""
+        try:
+            self.lab = _current(self.lab)   # restarted under the same name: follow it
+        except LabStopped:
+            self._stopped_line()
+        else:
+            self.message.value = ('<span class="ql-muted">the lab was restarted: its workers '
+                                  "are listed below</span>")
+            self._watch(self.lab)
+        self.refresh()
+
+    def _stopped_line(self) -> None:
+        self.message.value = ('<span class="ql-muted">the lab is stopped: run '
+                              "<code>lab = Lab.start()</code> again, then click Apply</span>")
 
     def apply(self) -> bool:
         """Restart the workers with the chosen count and type (graceful); True on success."""
@@ -70,11 +95,12 @@ class WorkerControl(_LabWidget):
         except _EXPECTED + (LabStopped,) as exc:
             self.message.value = _error_html(_explain(exc, "click Apply again"))
             return False
-        n = self.workers.value
-        self.message.value = (f'<span class="ql-ok">{n} {self.worker_type.value} worker'
-                              f'{"s" if n != 1 else ""} running ({time.perf_counter() - t0:.1f} s)'
-                              "</span>")
+        took = time.perf_counter() - t0
+        self.message.value = (f'<span class="ql-ok">restarted: '
+                              f"{_plural(self.workers.value, self.worker_type.value + ' worker')} "
+                              f"(took {took:.1f} s, {time.strftime('%H:%M:%S')})</span>")
         self.refresh()
+        self._watch(lab)
         return True
 
     def kill(self) -> int | None:
@@ -97,21 +123,36 @@ class WorkerControl(_LabWidget):
                 "workers again")
         else:
             self.message.value = (f'<span class="ql-ok">killed {html.escape(names[index])} '
-                                  f"(pid {pid}); Huey's consumer starts a replacement in about "
-                                  "a second - watch for its new pid below</span>")
-        threading.Thread(target=self._follow, args=(lab, before), name="ql-worker-control",
-                         daemon=True).start()
+                                  f"(pid {pid}); waiting for Huey's consumer to start a "
+                                  "replacement…</span>")
+        threading.Thread(target=self._follow, args=(lab, before, pid, time.monotonic()),
+                         name="ql-worker-control", daemon=True).start()
         self.refresh()
         return pid
 
-    def _follow(self, lab: Lab, before: list[int], timeout: float = 5.0) -> None:
-        """Refresh until the worker PIDs changed (a replacement started) or ``timeout``."""
-        deadline = time.monotonic() + timeout
+    def _follow(self, lab: Lab, before: list[int], pid: int, t0: float,
+                timeout: float = 5.0) -> None:
+        """Refresh until the worker PIDs changed (a replacement started) or ``timeout``;
+        then say what happened, with the time it took."""
+        deadline = t0 + timeout
         try:
+            now: list[int] = before
             while time.monotonic() < deadline and lab in running_labs():
-                if lab.status()["workers"] != before:
+                now = lab.status()["workers"]
+                if pid not in now and len(now) >= len(before):   # replaced, not just gone
                     break
                 time.sleep(0.2)  # a few polls for at most 5 s after a click
+            took = time.monotonic() - t0
+            if lab.config.worker_type == "process" and lab in running_labs():
+                new = sorted(set(now) - set(before))
+                if new:
+                    self.message.value = (f'<span class="ql-ok">killed pid {pid}; Huey\'s '
+                                          f"consumer started a replacement (pid "
+                                          f"{', '.join(map(str, new))}) {took:.1f} s later</span>")
+                else:
+                    self.message.value = _error_html(
+                        f"killed pid {pid}; no replacement worker within {timeout:.0f} s: "
+                        "look at lab.logs('worker'), or click Apply to restart the workers")
             self.refresh()
         except Exception:  # noqa: BLE001 - best effort display refresh
             logger.debug("WorkerControl refresh after kill failed", exc_info=True)
@@ -129,7 +170,13 @@ class WorkerControl(_LabWidget):
         try:
             lab = _current(self.lab)
             st = lab.status()
-        except (LabStopped, redis.RedisError) as exc:
+        except LabStopped:
+            self.table.value = ""   # one line says it, in the message
+            if "ql-error" not in self.message.value:
+                self._stopped_line()
+            self.target.options = []
+            return
+        except redis.RedisError as exc:
             self.table.value = _error_html(_explain(exc, "click Apply"))
             self.target.options = []
             return
@@ -146,7 +193,7 @@ class WorkerControl(_LabWidget):
                        for n, p in zip(names, pids))
         where = (f"threads inside consumer pid {st['consumer']}" if st["worker_type"] == "thread"
                  else f"processes forked by consumer pid {st['consumer']}")
-        self.table.value = (f"<div>{len(names)} {html.escape(st['worker_type'])} workers "
+        self.table.value = (f"<div>{html.escape(_plural(len(names), st['worker_type'] + ' worker'))} running "
                             f"({html.escape(where)}) · Flask pid {st['web']} · broker pid "
                             f"{st['broker']}</div><table class='ql-table'><tr><th>worker</th>"
                             f"<th>pid</th></tr>{rows}</table>")
