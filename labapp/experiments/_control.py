@@ -79,23 +79,34 @@ def arranged(lab: Any, *, workers: int | None = None, worker_type: str | None = 
             lab.restart_web(old_threads)
 
 
+class _Silent:
+    """A stream that drops what is written (a Progress nobody should see)."""
+
+    def write(self, _text: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
 def wait_for_events(lab: Any, cursor: str, task_ids: set[str] | list[str], timeout: float,
-                    label: str = "tasks") -> list[Any]:
+                    label: str = "tasks", progress: bool = True) -> list[Any]:
     """Follow the events stream until every task in ``task_ids`` finished (or ``timeout``).
 
-    Returns those tasks' events since ``cursor``, oldest first, and shows progress meanwhile.
+    Returns those tasks' events since ``cursor``, oldest first, and shows progress meanwhile
+    (``progress=False``: silent, for a caller that shows its own progress line).
     """
     want = set(task_ids)
     pending = set(want)
     found: list[Any] = []
-    with Progress(label, len(want)) as progress:
+    with Progress(label, len(want), stream=None if progress else _Silent()) as shown:
         for event in events.follow(lab.redis, lab.name, cursor, timeout) if pending else ():
             if event is None or event.task_id not in want:
                 continue
             found.append(event)
             if event.terminal and event.task_id in pending:
                 pending.discard(event.task_id)
-                progress.update(1)
+                shown.update(1)
                 if not pending:
                     break
     if pending:
