@@ -70,7 +70,7 @@ class FasterResult:
         inline, queued = statistics.median(self.inline_done), statistics.median(self.queued_done)
         work = statistics.median(self.worker_seconds)
         out = [f"From the click until the work was finished (median): inline {_ms(inline)}, "
-               f"queued <b>{_ms(queued)}</b>: the queued work finished "
+               f"queued {_ms(queued)}: the queued work finished "
                f"{'later' if queued >= inline else 'sooner'}."]
         same = abs(work - r.duration) <= 0.1 * r.duration + 0.01
         out.append(f"The work itself ran {_ms(work)} in a worker for {r.duration:g} s of work: "
@@ -83,7 +83,7 @@ class FasterResult:
         else:
             out.append(f"With {r.workers} workers for {len(self.queued_done)} tasks, hardly any "
                        "waited, and the inline requests paid HTTP and thread waiting on top.")
-        out.append(f"What did come sooner is the <b>response</b>: {_ms(r.p50('queued'))} "
+        out.append(f"What did come sooner is the response: {_ms(r.p50('queued'))} "
                    f"instead of {_ms(r.p50('inline'))} (median), {r.speedup:.0f}x sooner.")
         return out
 
@@ -93,8 +93,8 @@ class FasterResult:
         return self.answer == "no" and self.latency.speedup > 1
 
     def __repr__(self) -> str:
-        return "FasterResult(" + " ".join(self.conclusions()).replace("<b>", "").replace(
-            "</b>", "") + ")"
+        return "FasterResult(" + " ".join(self.conclusions()).replace("", "").replace(
+            "", "") + ")"
 
 
 def faster(lab: Any, duration: float = 0.3, clients: int = 4, requests_per_client: int = 2,
@@ -139,7 +139,7 @@ class WithoutFlaskResult:
         """What this run showed, computed from its numbers."""
         flask = "was still running (the kill did not take)" if self.web_alive else "was dead"
         out = [f"The Flask app (pid {self.web_pid}) {flask}; the worker process "
-               f"(pid {self.consumer_pid}) completed <b>{self.done} of {self.enqueued}</b> tasks "
+               f"(pid {self.consumer_pid}) completed {self.done} of {self.enqueued} tasks "
                "enqueued from this notebook."]
         if self.done < self.enqueued:
             out.append("Not all ran: see lab.logs('worker') for what happened to the workers.")
@@ -198,7 +198,7 @@ class FlaskAloneResult:
                        "although no worker was running: something else runs tasks here.")
         else:
             out.append(f"In the {self.watched:.1f} s that followed, with no worker running, "
-                       f"<b>none of them started</b>; {self.queued} waited in the broker.")
+                       f"none of them started; {self.queued} waited in the broker.")
         if self.done_after is not None:
             out.append(f"Once a worker process started, all {self.completed} completed within "
                        f"{self.done_after:.1f} s (that includes the worker's own start-up).")

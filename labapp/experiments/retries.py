@@ -222,7 +222,7 @@ class RetriesResult:
             done = sum(r.completed for r in runs)
             out.append(f"{_TITLE.get(name, name)}: {done} of {len(runs)} clients completed; their "
                        f"{retried} retries arrived in {ticks} burst{'s' * (ticks != 1)}, at most "
-                       f"<b>{self.peak(name)}</b> in one scheduler tick.")
+                       f"{self.peak(name)} in one scheduler tick.")
         if {"backoff", "jitter"} <= set(self.names):
             b, j = self.peak("backoff"), self.peak("jitter")
             if j < b:
