@@ -89,8 +89,8 @@ def watch_stats(lab: Any, timeout: float = 30.0, every: float = 0.5, until_idle:
     """Poll the Flask app's ``/api/stats`` every ``every`` s, print a line each, raise alerts.
 
     Alerts: new failures since the previous poll; the queue grew :data:`GROWING_POLLS` polls
-    in a row; a stuck or lost task. Stops after ``timeout`` s, or (``until_idle``) at the
-    first poll that sees nothing queued, scheduled or running.
+    in a row; a stuck or lost task. Stops after ``timeout`` s, or (``until_idle``) once two
+    polls in a row see nothing queued, scheduled or running and no new events.
 
     :param timeout: longest watch (1 to 300 s).
     :param every: seconds between polls (0.2 to 10).
@@ -127,7 +127,11 @@ def watch_stats(lab: Any, timeout: float = 30.0, every: float = 0.5, until_idle:
                   f"{s.stuck}" + "".join(f"   ALERT: {a}" for a in raised) + "\n")
         out.flush()
         idle = s.queued == 0 and s.scheduled == 0 and s.running == 0
-        if (until_idle and idle and len(samples) > 1) or now + every > timeout:
+        # Two idle polls in a row: workers record their last events a few ms after a task ends.
+        calm = idle and len(samples) > 1 and samples[-2].queued == samples[-2].running == 0 \
+            and samples[-2].scheduled == 0 and samples[-2].complete == s.complete \
+            and samples[-2].errors == s.errors
+        if (until_idle and calm) or now + every > timeout:
             break
         time.sleep(max(0.0, every - (time.monotonic() - start - now)))
     return WatchResult(every, tuple(samples), tuple(alerts))
