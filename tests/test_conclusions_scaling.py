@@ -140,3 +140,12 @@ def test_dashboard_that_never_drained_or_missed_a_failure_does_not_teach():
     assert not watch([40, 45, 50], [0, 0, 0]).teaches_lesson
     missed = watch([40, 0], [0, 2])
     assert "No alert fired" in " ".join(missed.conclusions()) and not missed.teaches_lesson
+
+
+def test_busy_machine_sentence_names_the_cpu_time_the_processes_got():
+    c = cpu({1: 19, 2: 19.5, 4: 19}, {1: 19, 2: 20, 4: 20}, cpus=2)
+    runs = tuple(ScalingRun(r.workers, r.spans, 0.4 * r.makespan, r.makespan)
+                 for r in c.processes.runs)
+    import dataclasses
+    busy = CpuComparison(c.threads, dataclasses.replace(c.processes, runs=runs))
+    assert "got only 0.4 CPUs' worth of time" in " ".join(busy.conclusions())

@@ -12,8 +12,11 @@ import logging
 import math
 import os
 import statistics
+import time
 from pathlib import Path
 from typing import Any, Sequence
+
+import psutil
 
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
@@ -75,6 +78,13 @@ class ScalingRun:
 
     workers: int
     spans: tuple[TaskSpan, ...]
+    cpu_seconds: float = float("nan")  #: CPU time the worker processes used during the run
+    cpu_wall: float = float("nan")     #: the wall-clock window ``cpu_seconds`` was measured in
+
+    @property
+    def cpu_share(self) -> float:
+        """CPUs' worth of time the workers got: 1.0 = one CPU busy all the time (NaN: unknown)."""
+        return self.cpu_seconds / self.cpu_wall if self.cpu_wall > 0 else float("nan")
 
     @property
     def makespan(self) -> float:
@@ -300,11 +310,13 @@ def scaling(lab: Any, workers: Sequence[int] = (1, 2, 4, 8), kind: str = "io",
             elif w == workers[0]:
                 name, params = "cpu", {"n": calibrate_cpu(lab, duration)}
             cursor = lab.cursor()
+            cpu0, t0 = _cpu_time(lab), time.monotonic()
             handles = [lab.enqueue(name, **params) for _ in range(counts[w])]
             evs = wait_for_events(lab, cursor, {h.id for h in handles},
                                   timeout=10 + 3 * counts[w] * duration / rate[w], label=f"W={w}",
                                   progress=False)
-            runs.append(ScalingRun(w, _spans(evs)))
+            cpu1, t1 = _cpu_time(lab), time.monotonic()
+            runs.append(ScalingRun(w, _spans(evs), cpu1 - cpu0, t1 - t0))
             progress.update(1, note=f"(last: W={w}, {runs[-1].throughput:.1f} tasks/s)")
     return ScalingResult(kind, worker_type, duration, cores, tuple(runs))
 
@@ -342,8 +354,10 @@ class CpuComparison:
         out = [f"With {at} workers, threads did {t[at]:.1f}x the work per second of one thread, "
                f"processes {p[at]:.1f}x one process (this lab may use {self.cpus} "
                f"CPU{'s' * (self.cpus != 1)})."]
+        tshare = self.threads.runs[self.threads.workers.index(at)].cpu_share
+        used = f" (together {tshare:.1f} CPUs' worth of time)" if tshare == tshare else ""
         if t[at] < 1.3:
-            out.append("Threads stayed near 1x: one GIL, so they took turns on one CPU.")
+            out.append(f"Threads stayed near 1x{used}: one GIL, so they took turns on one CPU.")
         else:
             out.append(f"Threads reached {t[at]:.1f}x, more than one GIL should allow: the "
                        "1-thread run was probably slowed by other programs on this machine.")
@@ -356,9 +370,12 @@ class CpuComparison:
             out.append(f"Processes ran in parallel on the {self.cpus} CPUs; the most they can "
                        f"reach is {min(at, self.cpus)}x.")
         else:
-            out.append(f"This time processes did not beat threads clearly: other programs "
-                       f"were using the {self.cpus} CPUs too. Run the cells again when the "
-                       "machine is quiet.")
+            share = self.processes.runs[self.processes.workers.index(at)].cpu_share
+            got = (f" the {at} worker processes together got only {share:.1f} CPUs' worth of "
+                   "time," if share == share else "")
+            out.append(f"This time processes did not beat threads clearly:{got} because other "
+                       f"programs were using the {self.cpus} CPUs too. Run the cells again "
+                       "when the machine is quiet.")
         big = [w for w in self.processes.workers if w > self.cpus]
         if big and self.cpus > 1:
             w = max(big)
@@ -390,6 +407,26 @@ def notebook_sized_cpu(lab: Any) -> CpuComparison:
     """06's CPU-bound runs on threads and on processes."""
     return CpuComparison(scaling(lab, worker_type="thread", **NOTEBOOK_CPU),
                          scaling(lab, worker_type="process", **NOTEBOOK_CPU))
+
+
+def _cpu_time(lab: Any) -> float:
+    """User + system CPU seconds of the consumer and the worker processes it forked."""
+    pid = lab.status().get("consumer")
+    if not pid:
+        return float("nan")
+    try:
+        root = psutil.Process(pid)
+        procs_ = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return float("nan")
+    total = 0.0
+    for p in procs_:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:  # a worker that exited between the two calls
+            pass
+    return total
 
 
 def _spans(evs: list[Any]) -> tuple[TaskSpan, ...]:
