@@ -99,3 +99,11 @@ def test_default_retry_dropped_and_retried():
 def test_default_retry_still_scheduled_is_not_called_gone():
     r = DefaultRetryResult("t", ("enqueued", "executing", "error"), 0, 1.5, 0, 1)
     assert "nothing will run it again" not in " ".join(r.conclusions())
+
+
+def test_jitter_effect_names_the_direction():
+    spread = herd([[0, 3, 7]] * 4, [[0, 1 + c, 5 + 2 * c] for c in range(4)])
+    assert spread.jitter_effect == "fewer"
+    assert herd([[0, 3, 7]] * 4, [[0, 3, 7]] * 4).jitter_effect == "same"
+    assert herd([[0, 1 + c, 5 + 2 * c] for c in range(4)], [[0, 3, 7]] * 4).jitter_effect == "more"
+    assert strategies([1.3, 2.0], [1.3, 3.0]).jitter_effect is None

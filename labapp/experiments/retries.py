@@ -240,6 +240,15 @@ class RetriesResult:
         return out
 
     @property
+    def jitter_effect(self) -> str | None:
+        """``fewer``, ``same`` or ``more``: jitter's largest burst in one tick against plain
+        backoff's (None unless both ran)."""
+        if not {"backoff", "jitter"} <= set(self.names):
+            return None
+        jitter, plain = self.peak("jitter"), self.peak("backoff")
+        return "fewer" if jitter < plain else "same" if jitter == plain else "more"
+
+    @property
     def teaches_lesson(self) -> bool:
         """True when this run shows what 05 teaches: for strategies, no retries ends in error
         after one attempt while fixed and backoff complete, backoff's waits growing; for a herd,
