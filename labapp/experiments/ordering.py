@@ -1,7 +1,10 @@
 """Myth 3, "tasks run in the order they were queued": enqueue order vs start vs completion order.
 
-``N`` ``record`` tasks with seeded random durations go to ``W`` workers. Start order follows
-the queue (FIFO), completion order does not once two workers run tasks of different lengths.
+``N`` ``record`` tasks with seeded random durations go to ``W`` workers. The queue hands them
+out first in, first out (Huey's Redis storage: ``LPUSH`` to enqueue, ``BRPOP`` to dequeue);
+the recorded start order can still swap neighbours when several workers take tasks within
+the same millisecond, and the completion order differs once two workers run tasks of
+different lengths.
 With one worker the order holds, until a task fails and is retried: Huey puts the retry at
 the back of the queue (or into the schedule, with a delay), so it finishes after later tasks.
 """
