@@ -44,6 +44,8 @@ def test_io_far_below_ideal_says_so_and_does_not_teach():
     assert "only" in text and "below the ideal line" in text
     assert "None of the counts measured kept up" in text
     assert not r.teaches_lesson
+    slow = result({1: 19.0, 2: 30.0, 4: 45.0, 8: 70.0})  # keeps up, far from the line
+    assert "below the ideal line" in " ".join(slow.conclusions()) and slow.teaches_lesson
 
 
 def test_one_fast_worker_keeps_up():
@@ -97,8 +99,10 @@ def test_cpu_on_two_cpus_noise_is_not_called_parallel():
 def test_cpu_on_one_cpu_processes_cannot_help():
     c = cpu({1: 19, 2: 19.5, 4: 19}, {1: 19, 2: 19.8, 4: 19.6}, cpus=1)
     text = " ".join(c.conclusions())
-    assert "With one CPU" in text and "stayed near 1x too" in text
+    assert "With one CPU" in text and "no clear gain" in text
     assert c.at == 2 and c.teaches_lesson
+    slower = cpu({1: 19, 2: 11, 4: 12}, {1: 19, 2: 19, 4: 19}, cpus=1)
+    assert "did not speed up at all" in " ".join(slower.conclusions()) and slower.teaches_lesson
     c2 = cpu({1: 19, 2: 19.5, 4: 19}, {1: 19, 2: 37, 4: 37}, cpus=1)
     assert "noise" in " ".join(c2.conclusions()) and not c2.teaches_lesson
 

@@ -31,6 +31,8 @@ TASKS_PER_WORKER = 10  # default run length: each worker gets this many tasks
 KINDS = ("io", "cpu")
 CALIBRATE_N = 200_000
 NEAR_IDEAL = 0.75   # "close to the limit": at least this share of it
+NO_GAIN = 1.3       # a speedup below this is "no speedup" (noise on a shared machine)
+CLEAR_GAIN = 1.5    # a speedup from this is a clear gain (2 workers on 2 free CPUs: ~2x)
 
 
 def available_cpus() -> int:
@@ -221,12 +223,11 @@ class ScalingResult:
 
     @property
     def teaches_lesson(self) -> bool:
-        """For I/O: one worker is too slow for 06's 60 tasks/s, more workers keep up, and the
-        largest count reaches at least 75 % of the ideal. For CPU-bound tasks see
-        :class:`CpuComparison`."""
-        top = self.runs[-1].workers
+        """For I/O, 06's prediction: one worker is too slow for 60 tasks/s and more workers keep
+        up. (How close the points come to the ideal line is reported, not taught: it depends
+        on how busy the machine is.) For CPU-bound tasks see :class:`CpuComparison`."""
         return (self.kind == "io" and self.runs[0].throughput < BUSY_APP
-                and self.keeps_up(BUSY_APP) is not None and self.efficiency[top] >= NEAR_IDEAL)
+                and self.keeps_up(BUSY_APP) is not None)
 
     @property
     def speedup(self) -> dict[int, float]:
@@ -356,17 +357,21 @@ class CpuComparison:
                f"CPU{'s' * (self.cpus != 1)})."]
         tshare = self.threads.runs[self.threads.workers.index(at)].cpu_share
         used = f" (together {tshare:.1f} CPUs' worth of time)" if tshare == tshare else ""
-        if t[at] < 1.3:
+        if t[at] < 0.8:
+            out.append(f"Threads did not speed up at all{used}: one GIL, so they took turns on "
+                       "one CPU, and this run got less CPU time than the 1-thread run (other "
+                       "programs were busy).")
+        elif t[at] < NO_GAIN:
             out.append(f"Threads stayed near 1x{used}: one GIL, so they took turns on one CPU.")
         else:
             out.append(f"Threads reached {t[at]:.1f}x, more than one GIL should allow: the "
                        "1-thread run was probably slowed by other programs on this machine.")
         if self.cpus == 1:
             out.append("With one CPU, process workers cannot run in parallel either: "
-                       + ("they stayed near 1x too." if p[at] < 1.3 else
+                       + (f"{p[at]:.1f}x is no clear gain." if p[at] < CLEAR_GAIN else
                           f"the {p[at]:.1f}x is noise from a slow 1-process run.")
                        + " On a machine with more CPUs they would scale up to that count.")
-        elif p[at] >= 1.3 and p[at] > t[at] * 1.2:
+        elif p[at] >= CLEAR_GAIN and p[at] > t[at] * 1.2:
             out.append(f"Processes ran in parallel on the {self.cpus} CPUs; the most they can "
                        f"reach is {min(at, self.cpus)}x.")
         else:
@@ -391,11 +396,11 @@ class CpuComparison:
         """True when the runs show 06's lesson for this machine: threads stay near 1x; with
         2+ CPUs processes clearly beat threads, with 1 CPU they do not."""
         at, t, p = self.at, self.threads.speedup, self.processes.speedup
-        if at == 1 or t[at] >= 1.3:
+        if at == 1 or t[at] >= NO_GAIN:
             return False
         if self.cpus == 1:
-            return p[at] < 1.3
-        return p[at] >= 1.3 and p[at] > t[at] * 1.2
+            return p[at] < CLEAR_GAIN
+        return p[at] >= CLEAR_GAIN and p[at] > t[at] * 1.2
 
 
 def notebook_sized(lab: Any) -> ScalingResult:
