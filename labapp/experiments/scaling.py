@@ -382,7 +382,8 @@ class CpuComparison:
                        f"programs were using the {self.cpus} CPUs too. Run the cells again "
                        "when the machine is quiet.")
         big = [w for w in self.processes.workers if w > self.cpus]
-        if big and self.cpus > 1:
+        scaled = self.cpus > 1 and p[at] >= CLEAR_GAIN and p[at] > t[at] * 1.2
+        if big and scaled:
             w = max(big)
             out.append(f"{w} processes on {self.cpus} CPUs: {p[w]:.1f}x, no better than "
                        f"{self.cpus} would allow: past the CPU count they take turns again."
