@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 from typing import Any, Iterator
 
@@ -79,16 +80,6 @@ def arranged(lab: Any, *, workers: int | None = None, worker_type: str | None = 
             lab.restart_web(old_threads)
 
 
-class _Silent:
-    """A stream that drops what is written (a Progress nobody should see)."""
-
-    def write(self, _text: str) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
-
-
 def wait_for_events(lab: Any, cursor: str, task_ids: set[str] | list[str], timeout: float,
                     label: str = "tasks", progress: bool = True) -> list[Any]:
     """Follow the events stream until every task in ``task_ids`` finished (or ``timeout``).
@@ -99,7 +90,7 @@ def wait_for_events(lab: Any, cursor: str, task_ids: set[str] | list[str], timeo
     want = set(task_ids)
     pending = set(want)
     found: list[Any] = []
-    with Progress(label, len(want), stream=None if progress else _Silent()) as shown:
+    with Progress(label, len(want), stream=None if progress else io.StringIO()) as shown:
         for event in events.follow(lab.redis, lab.name, cursor, timeout) if pending else ():
             if event is None or event.task_id not in want:
                 continue

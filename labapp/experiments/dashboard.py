@@ -7,6 +7,7 @@ and tell a human when one of them looks wrong.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import sys
 import time
@@ -143,14 +144,6 @@ def notebook_sized(lab: Any) -> WatchResult:
     lab.enqueue_many("sleep", 40, seconds=0.2)
     lab.enqueue_many("flaky", 3, key=key, fail_times=10)
     try:
-        return watch_stats(lab, stream=_Quiet())
+        return watch_stats(lab, stream=io.StringIO())
     finally:
         lab.redis.delete(f"lab.{lab.name}.flaky.{key}")
-
-
-class _Quiet:
-    def write(self, _text: str) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
