@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 from typing import Any, Iterator
 
@@ -80,22 +81,23 @@ def arranged(lab: Any, *, workers: int | None = None, worker_type: str | None = 
 
 
 def wait_for_events(lab: Any, cursor: str, task_ids: set[str] | list[str], timeout: float,
-                    label: str = "tasks") -> list[Any]:
+                    label: str = "tasks", progress: bool = True) -> list[Any]:
     """Follow the events stream until every task in ``task_ids`` finished (or ``timeout``).
 
-    Returns those tasks' events since ``cursor``, oldest first, and shows progress meanwhile.
+    Returns those tasks' events since ``cursor``, oldest first, and shows progress meanwhile
+    (``progress=False``: silent, for a caller that shows its own progress line).
     """
     want = set(task_ids)
     pending = set(want)
     found: list[Any] = []
-    with Progress(label, len(want)) as progress:
+    with Progress(label, len(want), stream=None if progress else io.StringIO()) as shown:
         for event in events.follow(lab.redis, lab.name, cursor, timeout) if pending else ():
             if event is None or event.task_id not in want:
                 continue
             found.append(event)
             if event.terminal and event.task_id in pending:
                 pending.discard(event.task_id)
-                progress.update(1)
+                shown.update(1)
                 if not pending:
                     break
     if pending:

@@ -1,17 +1,21 @@
 """Myth 3, "tasks run in the order they were queued": enqueue order vs start vs completion order.
 
-``N`` ``record`` tasks with seeded random durations go to ``W`` workers. Start order follows
-the queue (FIFO), completion order does not once two workers run tasks of different lengths.
+``N`` ``record`` tasks with seeded random durations go to ``W`` workers. The queue hands them
+out first in, first out (Huey's Redis storage: ``LPUSH`` to enqueue, ``BRPOP`` to dequeue);
+the recorded start order can still swap neighbours when several workers take tasks within
+the same millisecond, and the completion order differs once two workers run tasks of
+different lengths.
 With one worker the order holds, until a task fails and is retried: Huey puts the retry at
 the back of the queue (or into the schedule, with a delay), so it finishes after later tasks.
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import logging
 import random
 import time
-from typing import Any
+from typing import Any, Sequence
 
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
@@ -84,8 +88,75 @@ class OrderingResult:
 
     @property
     def out_of_place(self) -> int:
-        """Tasks whose completion position differs from their enqueue position."""
+        """Tasks whose completion position differs from their enqueue position.
+
+        One task moved to the end shifts every later task by one position, so this counts
+        them all; :attr:`moved` counts only the task(s) that really changed place.
+        """
         return sum(1 for pos, seq in enumerate(self.completion_order) if pos != seq)
+
+    @property
+    def moved(self) -> int:
+        """The fewest tasks that must be taken out and re-inserted to restore queue order.
+
+        ``n`` minus the longest run of tasks that completed in queue order (not necessarily
+        adjacent): one retried task that ends up last counts as 1, not as every task it shifted.
+        """
+        return len(self.completion_order) - longest_in_order(self.completion_order)
+
+    @property
+    def moved_tasks(self) -> list[int]:
+        """Enqueue indices of the tasks counted by :attr:`moved` (one choice, when several fit)."""
+        keep = set(in_order_members(self.completion_order))
+        return [s for s in self.completion_order if s not in keep]
+
+    @property
+    def completed(self) -> int:
+        """Tasks that completed."""
+        return len(self.completion_order)
+
+    def conclusions(self) -> list[str]:
+        """What this run showed, as sentences computed from its numbers."""
+        workers = f"{self.workers} worker{'s' * (self.workers != 1)}"
+        out = []
+        if self.completed < self.n:
+            out.append(f"Only {self.completed} of {self.n} tasks completed: see lab.logs('worker').")
+        if self.inversions == 0:
+            why = ("one worker ran them one after the other" if self.workers == 1 else
+                   "this time no short task overtook a longer one (try another seed)")
+            out.append(f"All {self.completed} tasks completed in the order they were queued "
+                       f"(0 of {self.pairs} pairs swapped): {why}.")
+        else:
+            out.append(f"The tasks did not complete in queue order: {self.inversions} of "
+                       f"{self.pairs} pairs completed the other way round; {self.moved} of "
+                       f"{self.completed} tasks changed place (the fewest that must move to "
+                       f"restore the order).")
+        if self.start_inversions == 0:
+            out.append(f"They started in queue order (0 swapped pairs): the queue hands tasks "
+                       f"out first in, first out.")
+        else:
+            out.append(f"Even the start order had {self.start_inversions} swapped "
+                       f"pair{'s' * (self.start_inversions != 1)}: the queue hands tasks out in "
+                       f"order, but with {workers} taking them within the same millisecond, "
+                       f"which one records its start first is up to the operating system.")
+        if self.retried is not None and self.retried in self.completion_order:
+            pos = self.completion_order.index(self.retried)
+            later = sum(1 for s in self.completion_order[:pos] if s > self.retried)
+            out.append(f"Task {self.retried} failed once; its retry completed in position {pos} "
+                       f"(counting from 0), after {later} task{'s' * (later != 1)} queued "
+                       f"behind it.")
+        return out
+
+    @property
+    def teaches_lesson(self) -> bool:
+        """True when this run shows what 07 teaches: the completion order differs from the queue
+        order (with a retried task: that task completed after some task queued behind it)."""
+        if self.retried is not None:
+            order = self.completion_order
+            if self.retried not in order:
+                return False
+            return any(s > self.retried for s in order[:order.index(self.retried)])
+        return self.inversions > 0
 
     @property
     def worker_names(self) -> list[str]:
@@ -99,9 +170,39 @@ class OrderingResult:
         workers = f"{self.workers} worker{'s' * (self.workers != 1)}"
         return (f"OrderingResult({self.n} tasks on {workers} (seed {self.seed}{retry}): "
                 f"completion order has {self.inversions} inversions of {self.pairs} pairs, "
-                f"{self.out_of_place} tasks out of place;\n  start order has "
+                f"{self.moved} tasks moved;\n  start order has "
                 f"{self.start_inversions} inversions; completion order "
                 f"{_preview(self.completion_order)})")
+
+
+def longest_in_order(seq: Sequence[int]) -> int:
+    """Length of the longest increasing subsequence of ``seq`` (O(n log n), patience sorting)."""
+    tails: list[int] = []
+    for x in seq:
+        i = bisect.bisect_left(tails, x)
+        if i == len(tails):
+            tails.append(x)
+        else:
+            tails[i] = x
+    return len(tails)
+
+
+def in_order_members(seq: Sequence[int]) -> list[int]:
+    """One longest increasing subsequence of ``seq`` (the tasks that kept their relative order)."""
+    tails: list[int] = []       # index into seq of the smallest tail of each length
+    parent: list[int] = [-1] * len(seq)
+    for i, x in enumerate(seq):
+        j = bisect.bisect_left([seq[t] for t in tails], x)
+        parent[i] = tails[j - 1] if j else -1
+        if j == len(tails):
+            tails.append(i)
+        else:
+            tails[j] = i
+    out, i = [], tails[-1] if tails else -1
+    while i >= 0:
+        out.append(seq[i])
+        i = parent[i]
+    return out[::-1]
 
 
 def _preview(seq: list[int], limit: int = 12) -> str:
@@ -155,6 +256,20 @@ def ordering(lab: Any, n: int = 20, workers: int = 4, seed: int = 0, max_seconds
         lab.redis.delete(f"lab.{lab.name}.flaky.{flaky_key}")
     return OrderingResult(n, workers, seed, tuple(durations), retried,
                           _enqueue_times(evs, seq_of, n), _attempts(evs, seq_of))
+
+
+NOTEBOOK = {"n": 20, "workers": 4, "max_seconds": 0.2}          #: 07, several workers
+NOTEBOOK_RETRY = {"n": 8, "workers": 1, "max_seconds": 0.05, "retried": 2}  #: 07, one worker
+
+
+def notebook_sized(lab: Any) -> OrderingResult:
+    """07's run with several workers (``teaches_lesson``: completion order differs)."""
+    return ordering(lab, **NOTEBOOK)
+
+
+def notebook_sized_retry(lab: Any) -> OrderingResult:
+    """07's run with one worker and one retried task (``teaches_lesson``: the retry lands late)."""
+    return ordering(lab, **NOTEBOOK_RETRY)
 
 
 def _enqueue_times(evs: list[Any], seq_of: dict[str, int], n: int) -> tuple[float, ...]:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from typing import Any, Sequence
 
+from labapp import events
 from labapp import tasks
 from labapp.experiments._common import check_range
 from labapp.experiments._control import arranged
@@ -30,6 +32,8 @@ STRATEGIES = ("none", "fixed", "backoff", "jitter")
 #: what ``retries()`` runs unless told: jitter only shows with many clients (``clients=8``)
 DEFAULT_STRATEGIES = ("none", "fixed", "backoff")
 MAX_CLIENTS = 20
+_TITLE = {"none": "No retries", "fixed": "Fixed delay", "backoff": "Plain backoff",
+          "jitter": "Backoff with jitter"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,6 +170,95 @@ class RetriesResult:
     def peak(self, name: str) -> int:
         """The most retries of strategy ``name`` that started in one scheduler tick."""
         return max((n for _, n in self.bursts(name)), default=0)
+
+    def conclusions(self) -> list[str]:
+        """What this run showed, as sentences computed from its numbers."""
+        return self._herd_conclusions() if self.clients > 1 else self._strategy_conclusions()
+
+    def _strategy_conclusions(self) -> list[str]:
+        out = []
+        for r in self.runs:
+            n = len(r.attempts)
+            tries = f"{n} attempt{'s' * (n != 1)}"
+            if r.name == "none":
+                end = ("its error was recorded and nothing ran it again" if r.final_state == "error"
+                       else f"it ended {r.final_state}")
+                out.append(f"No retries: {tries}; {end}.")
+                continue
+            asked = ", ".join(f"{d:.1f}" for d in r.planned_delays)
+            got = ", ".join(f"{g:.1f}" for g in r.gaps)
+            line = (f"{_TITLE.get(r.name, r.name)}: {tries}, {r.final_state} after "
+                    f"{r.total:.1f} s")
+            if r.gaps:
+                line += f"; asked for waits of {asked} s, measured {got} s"
+                late = [g - d for g, d in zip(r.gaps, r.planned_delays)]
+                if all(-0.1 <= x <= self.tick + 0.3 for x in late):
+                    line += (f" (each wait is the delay rounded up to the scheduler's next "
+                             f"{self.tick:g} s tick, so it varies by up to a second)")
+            out.append(line + ".")
+        names = self.names
+        if "backoff" in names:
+            g = self.run("backoff").gaps
+            if len(g) >= 2:
+                grew = all(b > a for a, b in zip(g, g[1:]))
+                out.append("Backoff: each wait was longer than the one before." if grew else
+                           "Backoff: this time the waits did not grow from one retry to the next "
+                           "(the tick rounding can swallow a 1 s difference).")
+        if {"fixed", "backoff"} <= set(names):
+            f, b = self.run("fixed"), self.run("backoff")
+            if f.completed and b.completed:
+                diff = b.total - f.total
+                out.append(f"With the same {len(b.attempts) - 1} retries backoff finished "
+                           f"{abs(diff):.1f} s {'later' if diff > 0 else 'sooner'} than the "
+                           "fixed delay.")
+        return out
+
+    def _herd_conclusions(self) -> list[str]:
+        out = []
+        for name in self.names:
+            runs = self.runs_of(name)
+            ticks = len(self.bursts(name))
+            retried = len(self.retry_starts(name))
+            done = sum(r.completed for r in runs)
+            out.append(f"{_TITLE.get(name, name)}: {done} of {len(runs)} clients completed; their "
+                       f"{retried} retries arrived in {ticks} burst{'s' * (ticks != 1)}, at most "
+                       f"{self.peak(name)} in one scheduler tick.")
+        if {"backoff", "jitter"} <= set(self.names):
+            b, j = self.peak("backoff"), self.peak("jitter")
+            if j < b:
+                out.append(f"Jitter cut the largest burst the service had to take from {b} "
+                           f"to {j} calls in one tick.")
+            else:
+                out.append(f"This time jitter did not lower the largest burst ({j} against "
+                           f"{b}): the random delays happened to fall into the same ticks.")
+            spreads = self.spread("jitter")
+            if len(spreads) >= 2:
+                grew = spreads[-1] > spreads[0]
+                out.append(f"The jittered retries spread over {', '.join(f'{s:.1f}' for s in spreads)}"
+                           f" s (first, second retry …)"
+                           + (": the spread grows with the delays." if grew else "."))
+        return out
+
+    @property
+    def jitter_effect(self) -> str | None:
+        """``fewer``, ``same`` or ``more``: jitter's largest burst in one tick against plain
+        backoff's (None unless both ran)."""
+        if not {"backoff", "jitter"} <= set(self.names):
+            return None
+        jitter, plain = self.peak("jitter"), self.peak("backoff")
+        return "fewer" if jitter < plain else "same" if jitter == plain else "more"
+
+    @property
+    def teaches_lesson(self) -> bool:
+        """True when this run shows what 05 teaches: for strategies, no retries ends in error
+        after one attempt while fixed and backoff complete, backoff's waits growing; for a herd,
+        jitter lowers the largest burst of retries in one tick."""
+        if self.clients > 1:
+            return self.peak("jitter") < self.peak("backoff")
+        none, fixed, back = self.run("none"), self.run("fixed"), self.run("backoff")
+        g = back.gaps
+        return (none.final_state == "error" and len(none.attempts) == 1 and fixed.completed
+                and back.completed and len(g) >= 2 and all(b > a for a, b in zip(g, g[1:])))
 
     def jitter_window(self) -> float:
         """Width (s) of the window jitter draws the first retry's delay from (0 without jitter)."""
@@ -307,3 +400,102 @@ def _final_state(evs: list[Any]) -> str:
         if e.kind == "complete" or (e.kind == "error" and e.retries == 0):
             return e.kind
     return evs[-1].kind if evs else "unknown"
+
+
+# ----------------------------------------------------------------------------- defaults
+@dataclasses.dataclass(frozen=True)
+class DefaultRetryResult:
+    """A task that fails once, enqueued with Huey's default options: what happened next."""
+
+    task_id: str
+    kinds: tuple[str, ...]     #: the task's event kinds, oldest first
+    retries_left: int | None   #: ``retries`` Huey reported with the task's first error
+    watched: float             #: seconds we watched for another attempt after the error
+    queued: int                #: tasks waiting in the queue afterwards
+    scheduled: int             #: tasks waiting in the schedule afterwards
+
+    @property
+    def attempts(self) -> int:
+        """How many times a worker started the task."""
+        return self.kinds.count("executing")
+
+    @property
+    def retried(self) -> bool:
+        """True when Huey ran the task a second time."""
+        return self.attempts > 1
+
+    def conclusions(self) -> list[str]:
+        """What this run showed, as sentences computed from its numbers."""
+        seen = " → ".join(self.kinds) or "none"
+        out = [f"Events of the task: {seen}."]
+        if self.retried:
+            out.append(f"Huey ran it {self.attempts} times: it was retried (were retries "
+                       "configured for this task?).")
+        else:
+            left = "" if self.retries_left is None else \
+                f" Its error event says {self.retries_left} retries were left."
+            out.append(f"It ran once, failed, and in the {self.watched:.1f} s we watched "
+                       f"afterwards no second attempt started.{left}")
+        out.append(f"Afterwards {self.queued} task{'s' * (self.queued != 1)} waited in the queue "
+                   f"and {self.scheduled} in the schedule"
+                   + (": nothing will run it again; only its error is stored as its result."
+                      if not self.retried and self.queued == 0 and self.scheduled == 0 else "."))
+        return out
+
+    @property
+    def teaches_lesson(self) -> bool:
+        """True when this run shows 05's lesson: by default a failed task is not retried."""
+        return not self.retried and "error" in self.kinds
+
+    def __repr__(self) -> str:
+        return "DefaultRetryResult(" + " ".join(self.conclusions()) + ")"
+
+
+def default_retries(lab: Any, watch: float = 1.5) -> DefaultRetryResult:
+    """Enqueue ``flaky`` (fails once) with no retry options; watch ``watch`` s for a retry.
+
+    Waits on the events stream: for the first error, then up to ``watch`` seconds (0.1 to
+    10) for a second ``executing`` of the same task, longer than Huey's scheduler tick so a
+    retry parked in the schedule would show too.
+    """
+    check_range("watch", watch, 0.1, 10)
+    if lab.config.workers < 1:
+        raise ValueError("default_retries needs at least 1 worker: run lab.scale(2) first")
+    key = f"default-{time.time_ns()}"
+    with arranged(lab) as cursor:
+        handle = lab.enqueue("flaky", key=key, fail_times=1)
+        evs = wait_for_events(lab, cursor, {handle.id}, timeout=15, label="one flaky task")
+        # The measurement window: a retry (straight back into the queue, or via the schedule
+        # within a tick) would show up here as a second ``executing``.
+        for e in events.follow(lab.redis, lab.name, evs[-1].id if evs else cursor, watch):
+            if e is not None and e.task_id == handle.id:
+                evs.append(e)
+                if e.kind == "complete":
+                    break
+        queued, scheduled = lab.queue_length(), len(lab.huey.scheduled())
+        lab.redis.delete(f"lab.{lab.name}.flaky.{key}")
+    mine = [e for e in evs if e.task_id == handle.id]
+    first_error = next((e for e in mine if e.kind == "error"), None)
+    return DefaultRetryResult(handle.id, tuple(e.kind for e in mine),
+                              None if first_error is None else first_error.retries,
+                              watch, queued, scheduled)
+
+
+NOTEBOOK = {"fail_times": 2, "retry_delay": 1.0, "backoff": 2.0}       #: 05, strategies
+NOTEBOOK_HERD = {"fail_times": 2, "retry_delay": 2.0, "backoff": 2.0,  #: 05, the herd
+                 "strategies": ("backoff", "jitter"), "clients": 8, "jitter": 1.0, "seed": 0}
+
+
+def notebook_sized_default(lab: Any) -> DefaultRetryResult:
+    """05's first question: a task failing once, default options."""
+    return default_retries(lab)
+
+
+def notebook_sized(lab: Any) -> RetriesResult:
+    """05's comparison of no retries, a fixed delay and backoff."""
+    return retries(lab, **NOTEBOOK)
+
+
+def notebook_sized_herd(lab: Any) -> RetriesResult:
+    """05's herd: 8 clients with plain backoff and with jitter."""
+    return retries(lab, **NOTEBOOK_HERD)

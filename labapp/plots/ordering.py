@@ -16,18 +16,24 @@ logger = logging.getLogger(__name__)
 
 
 def plot_order(result: Any) -> Figure:
-    """Scatter of enqueue index vs completion position; points off the diagonal are out of order."""
+    """Scatter of enqueue index vs completion position.
+
+    Diamonds are the tasks that changed place (:attr:`moved_tasks`: the fewest whose removal
+    leaves the rest in queue order); circles kept their order relative to each other, even when
+    a moved task shifted them off the diagonal.
+    """
     fig, (ax,) = figure()
     order = result.completion_order
     position = {seq: pos for pos, seq in enumerate(order)}
-    in_place = [s for s in order if position[s] == s]
-    moved = [s for s in order if position[s] != s]
+    moved_set = set(result.moved_tasks)
+    in_place = [s for s in order if s not in moved_set]
+    moved = [s for s in order if s in moved_set]
     ax.plot([0, result.n - 1], [0, result.n - 1], color=role("ideal"), linestyle="--",
             linewidth=1, label="completed in enqueue order")
     ax.scatter(in_place, [position[s] for s in in_place], color=role("queued"), s=36,
-               marker="o", label="in place", zorder=3)
+               marker="o", label="kept their order", zorder=3)
     ax.scatter(moved, [position[s] for s in moved], color=role("inline"), s=44,
-               marker="D", label="out of place", zorder=3)
+               marker="D", label=f"moved ({len(moved)})", zorder=3)
     if result.retried is not None and result.retried in position:
         ax.annotate("retried", (result.retried, position[result.retried]),
                     xytext=(8, -12), textcoords="offset points", fontsize=9)

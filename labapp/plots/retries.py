@@ -16,7 +16,8 @@ HERD_HEIGHT = 0.64  # share of a row that the clients of one strategy fan out ov
 
 
 def plot_retries(result: Any) -> Figure:
-    """One row per strategy: ✕ for a failed attempt, ● for success, waits drawn and labelled (s).
+    """One row per strategy: ✕ for a failed attempt, ● for success, each wait an arrow with its
+    measured length in seconds.
 
     When several clients ran each strategy (``clients > 1``), a row shows every client on its
     own thin line, so retries that land in the same scheduler tick line up vertically; the
@@ -87,12 +88,14 @@ def plot_retries(result: Any) -> Figure:
 
 
 def _draw_waits(ax: Any, run: Any, y: float, origin: float, c: str) -> None:
-    for a, gap in zip(run.attempts, run.gaps):  # a wait follows every failed attempt
+    for i, (a, gap) in enumerate(zip(run.attempts, run.gaps)):  # a wait follows each failure
         x0, x1 = a.end - origin, a.end + gap - origin
         ax.annotate("", xy=(x1, y), xytext=(x0, y),
                     arrowprops={"arrowstyle": "->", "color": c, "linewidth": 1.5})
-        ax.text((x0 + x1) / 2, y - 0.18, f"waits {gap:.1f} s", ha="center", va="bottom",
-                fontsize=8.5, color="black")
+        # Alternate above/below: two short waits side by side would otherwise run together.
+        above = i % 2 == 0
+        ax.text((x0 + x1) / 2, y - 0.16 if above else y + 0.16, f"{gap:.1f} s",
+                ha="center", va="bottom" if above else "top", fontsize=8.5, color="black")
 
 
 def _draw_client(ax: Any, run: Any, y: float, origin: float, c: str) -> None:

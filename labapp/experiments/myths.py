@@ -1,0 +1,273 @@
+"""Experiments behind 07's beliefs, each returning a result that says what its run showed.
+
+* :func:`faster`: does handing work to a queue make it finish sooner? Built on
+  :func:`labapp.experiments.latency.latency` (its public API) plus the queued tasks' own run
+  times from the events stream and, per queued request, the time from the click to the
+  task's completion.
+* :func:`without_flask`: SIGKILL the Flask app, enqueue from the notebook: do the workers
+  still run the tasks?
+* :func:`flask_alone`: stop every worker, hand tasks to the Flask app over HTTP: does anything
+  run them? If Flask had a task queue of its own, they would run with no worker at all.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import signal
+import statistics
+import time
+import urllib.request
+from typing import Any
+
+from labapp import events
+from labapp.experiments._common import check_range
+from labapp.experiments._control import arranged
+from labapp.experiments._control import require_running
+from labapp.experiments._control import wait_for_events
+from labapp.experiments.latency import LatencyResult
+from labapp.experiments.latency import latency
+
+logger = logging.getLogger(__name__)
+
+#: 07's belief 1: eight requests (4 users clicking twice) for 0.3 s of work, 4 web threads
+NOTEBOOK_FASTER = {"duration": 0.3, "clients": 4, "requests_per_client": 2, "web_threads": 4}
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.0f} ms" if seconds >= 0.0995 else f"{seconds * 1e3:.1f} ms"
+
+
+# ----------------------------------------------------------------------------- belief 1
+@dataclasses.dataclass(frozen=True)
+class FasterResult:
+    """The same work done inside the request and through the queue, timed three ways."""
+
+    latency: LatencyResult
+    worker_seconds: tuple[float, ...]   #: each queued task's run time, executing → complete
+    queued_done: tuple[float, ...]      #: per queued request: click → its task complete (s)
+
+    @property
+    def inline_done(self) -> list[float]:
+        """Per inline request: click → response, when the work inside it was finished (s)."""
+        return self.latency.latencies("inline")
+
+    @property
+    def answer(self) -> str | None:
+        """``yes`` when the queued work finished sooner after the click (median), else ``no``."""
+        if not self.inline_done or not self.queued_done:
+            return None
+        return "yes" if statistics.median(self.queued_done) < statistics.median(self.inline_done) \
+            else "no"
+
+    def conclusions(self) -> list[str]:
+        """What this run showed, as sentences computed from its numbers."""
+        if self.answer is None:
+            return ["Some requests or tasks failed, so this run settles nothing: see "
+                    "lab.logs('web') and lab.logs('worker')."]
+        r = self.latency
+        inline, queued = statistics.median(self.inline_done), statistics.median(self.queued_done)
+        work = statistics.median(self.worker_seconds)
+        out = [f"From the click until the work was finished (median): inline {_ms(inline)}, "
+               f"queued {_ms(queued)}: the queued work finished "
+               f"{'later' if queued >= inline else 'sooner'}."]
+        same = abs(work - r.duration) <= 0.1 * r.duration + 0.01
+        out.append(f"The work itself ran {_ms(work)} in a worker for {r.duration:g} s of work: "
+                   + ("the same time it takes inside the request." if same else
+                      "not the time it takes inside the request (a busy machine?)."))
+        if queued >= inline:
+            out.append(f"{len(self.queued_done)} tasks arrived at once for {r.workers} worker"
+                       f"{'s' * (r.workers != 1)}, so most waited in the queue: the last "
+                       f"finished {_ms(max(self.queued_done))} after its click.")
+        else:
+            out.append(f"With {r.workers} workers for {len(self.queued_done)} tasks, hardly any "
+                       "waited, and the inline requests paid HTTP and thread waiting on top.")
+        out.append(f"What did come sooner is the response: {_ms(r.p50('queued'))} "
+                   f"instead of {_ms(r.p50('inline'))} (median), {r.speedup:.0f}x sooner.")
+        return out
+
+    @property
+    def teaches_lesson(self) -> bool:
+        """True when the run shows 07's lesson: the work did not finish sooner, the response did."""
+        return self.answer == "no" and self.latency.speedup > 1
+
+    def __repr__(self) -> str:
+        return "FasterResult(" + " ".join(self.conclusions()).replace("", "").replace(
+            "", "") + ")"
+
+
+def faster(lab: Any, duration: float = 0.3, clients: int = 4, requests_per_client: int = 2,
+           web_threads: int = 4) -> FasterResult:
+    """Time the same work inline and queued: the response, the work itself, click → done.
+
+    The arguments are :func:`~labapp.experiments.latency.latency`'s.
+    """
+    cursor = lab.cursor()
+    r = latency(lab, duration=duration, clients=clients, requests_per_client=requests_per_client,
+                web_threads=web_threads, modes=("inline", "queued"))
+    started: dict[str, float] = {}
+    ran = []
+    for e in lab.events(since=cursor):
+        if e.kind == "executing":
+            started[e.task_id] = e.time
+        elif e.kind == "complete" and e.task_id in started:
+            ran.append(e.time - started[e.task_id])
+    done_at = {tid: done for tid, _, done in r.completions if done == done}
+    queued_done = tuple(done_at[q.task_id] - q.start for q in r.requests
+                        if q.mode == "queued" and q.task_id in done_at)
+    return FasterResult(r, tuple(ran), queued_done)
+
+
+# ----------------------------------------------------------------------------- belief 2
+@dataclasses.dataclass(frozen=True)
+class WithoutFlaskResult:
+    """The Flask app was SIGKILLed, then tasks were enqueued from the notebook."""
+
+    web_pid: int
+    web_alive: bool      #: the Flask process still existed afterwards
+    consumer_pid: int | None
+    enqueued: int
+    done: int            #: of those, how many completed
+
+    @property
+    def answer(self) -> str:
+        """``run`` when the workers ran every task without Flask, else ``die``."""
+        return "run" if self.done == self.enqueued else "die"
+
+    def conclusions(self) -> list[str]:
+        """What this run showed, computed from its numbers."""
+        flask = "was still running (the kill did not take)" if self.web_alive else "was dead"
+        out = [f"The Flask app (pid {self.web_pid}) {flask}; the worker process "
+               f"(pid {self.consumer_pid}) completed {self.done} of {self.enqueued} tasks "
+               "enqueued from this notebook."]
+        if self.done < self.enqueued:
+            out.append("Not all ran: see lab.logs('worker') for what happened to the workers.")
+        return out
+
+    @property
+    def teaches_lesson(self) -> bool:
+        """True when Flask was dead and the workers ran every task anyway."""
+        return not self.web_alive and self.answer == "run"
+
+
+def without_flask(lab: Any, tasks: int = 4, seconds: float = 0.2) -> WithoutFlaskResult:
+    """SIGKILL the Flask app, enqueue ``tasks`` sleeps from here, count the completed ones.
+
+    The Flask app stays dead: ``lab.restart_web()`` brings it back.
+    """
+    check_range("tasks", tasks, 1, 50, integer=True)
+    check_range("seconds", seconds, 0, 2)
+    require_running(lab)
+    if lab.config.workers < 1:
+        raise ValueError("without_flask needs at least 1 worker: run lab.scale(2) first")
+    web = lab.status()["web"]
+    os.kill(web, signal.SIGKILL)
+    handles = lab.enqueue_many("sleep", tasks, seconds=seconds)
+    lab.wait(handles, timeout=10 + tasks * seconds)
+    done = sum(1 for h in handles if lab.result(h) is not None)
+    st = lab.status()
+    return WithoutFlaskResult(web, st["web"] is not None, st["consumer"], tasks, done)
+
+
+# ----------------------------------------------------------------------------- belief 4
+@dataclasses.dataclass(frozen=True)
+class FlaskAloneResult:
+    """Tasks handed to the Flask app while no worker ran, then a worker started."""
+
+    accepted: int            #: tasks the Flask app answered 202 for
+    sent: int
+    reply_ms: float          #: median time the Flask app took to accept one (ms)
+    watched: float           #: seconds we watched with no worker running
+    started_alone: int       #: tasks that started while no worker ran
+    queued: int              #: tasks waiting in the broker at the end of that window
+    done_after: float | None  #: seconds from starting a worker until all completed
+    completed: int           #: tasks completed once a worker ran
+
+    @property
+    def answer(self) -> str:
+        """``yes`` when a task ran with only Flask (and the broker) running, else ``no``."""
+        return "yes" if self.started_alone else "no"
+
+    def conclusions(self) -> list[str]:
+        """What this run showed, computed from its numbers."""
+        out = [f"The Flask app accepted {self.accepted} of {self.sent} tasks "
+               f"({self.reply_ms:.1f} ms per request, median)."]
+        if self.started_alone:
+            out.append(f"{self.started_alone} of them started within {self.watched:.1f} s "
+                       "although no worker was running: something else runs tasks here.")
+        else:
+            out.append(f"In the {self.watched:.1f} s that followed, with no worker running, "
+                       f"none of them started; {self.queued} waited in the broker.")
+        if self.done_after is not None:
+            out.append(f"Once a worker process started, all {self.completed} completed within "
+                       f"{self.done_after:.1f} s (that includes the worker's own start-up).")
+        else:
+            out.append(f"After starting the workers, {self.completed} of {self.accepted} "
+                       "completed: see lab.logs('worker').")
+        return out
+
+    @property
+    def teaches_lesson(self) -> bool:
+        """True when nothing ran without workers and everything ran once they were back."""
+        return (self.answer == "no" and self.accepted == self.sent
+                and self.completed == self.accepted)
+
+
+def _post(lab: Any, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
+    request = urllib.request.Request(lab.url + path, data=json.dumps(body).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return reply.status, json.load(reply), time.perf_counter() - t0
+
+
+def flask_alone(lab: Any, tasks: int = 4, watch: float = 2.0) -> FlaskAloneResult:
+    """Stop every worker, POST ``tasks`` tasks to the Flask app, watch ``watch`` s, restart.
+
+    :param tasks: tasks to hand to the Flask app (1 to 20), each a 0.1 s sleep.
+    :param watch: seconds to watch for any of them starting with no worker (0.5 to 10).
+    The lab's workers are back (same count and type) when this returns, also after an error.
+    """
+    check_range("tasks", tasks, 1, 20, integer=True)
+    check_range("watch", watch, 0.5, 10)
+    workers = lab.config.workers or 2
+    with arranged(lab, workers=0) as cursor:
+        replies = [_post(lab, "api/enqueue/sleep", {"seconds": 0.1}) for _ in range(tasks)]
+        ids = {body["id"] for status, body, _ in replies if status == 202 and "id" in body}
+        after = lab.cursor()
+        started = set()
+        # The measurement window: with no worker, nothing should start. A task queue inside
+        # Flask would start them here.
+        for e in events.follow(lab.redis, lab.name, after, watch):
+            if e is not None and e.kind == "executing" and e.task_id in ids:
+                started.add(e.task_id)
+        queued = lab.queue_length()
+        t0 = time.monotonic()
+        lab.scale(workers)
+        evs = wait_for_events(lab, cursor, ids, timeout=20, label="after starting a worker")
+        took = time.monotonic() - t0
+    completed = len({e.task_id for e in evs if e.kind == "complete"})
+    return FlaskAloneResult(
+        accepted=len(ids), sent=tasks,
+        reply_ms=statistics.median(t for _, _, t in replies) * 1e3, watched=watch,
+        started_alone=len(started), queued=queued,
+        done_after=took if completed == len(ids) else None, completed=completed)
+
+
+def notebook_sized_faster(lab: Any) -> FasterResult:
+    """07's belief 1 run."""
+    return faster(lab, **NOTEBOOK_FASTER)
+
+
+def notebook_sized_without_flask(lab: Any) -> WithoutFlaskResult:
+    """07's belief 2 run (the Flask app is restarted afterwards, unlike in the notebook)."""
+    try:
+        return without_flask(lab)
+    finally:
+        lab.restart_web()
+
+
+def notebook_sized_flask_alone(lab: Any) -> FlaskAloneResult:
+    """07's belief 4 run."""
+    return flask_alone(lab)
