@@ -1,4 +1,5 @@
 """Plots: pure functions from an experiment result to a matplotlib ``Figure`` (no I/O, no show)."""
+from labapp.plots.latency import latency_key
 from labapp.plots.latency import latency_table
 from labapp.plots.latency import plot_latency
 from labapp.plots.latency import plot_overhead
