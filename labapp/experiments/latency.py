@@ -140,6 +140,14 @@ class LatencyResult:
         return head + ("\n  " + "; ".join(tail) if tail else "") + ")"
 
     # -------------------------------------------------------------- what this run showed
+    def closest(self, choices: Sequence[float], mode: str = "inline") -> float | None:
+        """The value of ``choices`` (seconds) nearest, by ratio, to this run's median ``mode``
+        latency (a Predict's ``truth``); None when nothing of ``mode`` was measured."""
+        p50 = self.p50(mode)
+        if not p50 > 0:
+            return None
+        return min(choices, key=lambda c: abs(math.log(c / p50)))
+
     @property
     def thread_wait(self) -> float:
         """Median seconds an inline request spent beyond the work itself (waiting for a thread)."""
@@ -323,8 +331,9 @@ def latency(lab: Any, duration: float = 0.2, clients: int = 8,
     :param modes: any of ``hello`` (empty baseline), ``inline``, ``queued``, run in that order.
     :param task: ``sleep`` (the default) or ``send_email`` — any task with a ``seconds`` argument.
     :param probe: also send empty requests (``GET /api/hello``, every 50 ms, from one more
-        client) while the ``inline`` and ``queued`` clients run: what their load costs a
-        visitor who wants something else (:meth:`LatencyResult.probe_latencies`).
+        client) while the ``inline`` clients run: what their slow requests cost a visitor
+        who wants something else (:meth:`LatencyResult.probe_latencies`). Compare with the
+        ``hello`` mode, which runs alone.
     """
     check_range("duration", duration, 0, 30)
     check_range("clients", clients, 1, 64, integer=True)
@@ -349,7 +358,7 @@ def latency(lab: Any, duration: float = 0.2, clients: int = 8,
         phases.append({"name": mode, "method": method, "path": path.format(task=task),
                        "body": None if mode == "hello" else {"seconds": duration},
                        "clients": clients, "requests_per_client": requests_per_client})
-        if probe and mode != "hello":
+        if probe and mode == "inline":
             phases[-1]["probe"] = {"path": PROBE_PATH, "interval": PROBE_INTERVAL}
     if planned > ANNOUNCE:
         print(f"latency: about {planned:.0f} s of work planned "
