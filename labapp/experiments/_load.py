@@ -13,10 +13,11 @@ after the other. stdout carries JSON lines: ``{"progress": k}`` after each reque
 finally ``{"phases": [...]}`` with one sample per request:
 ``[client, seq, start (time.time()), latency (s, perf_counter), status, task id or null]``.
 
-A phase may add ``"probe": {"path": "/api/hello", "interval": 0.05}``: one more client,
-released by the same barrier, sends ``GET path`` again and again (``interval`` seconds
-apart) until the phase's clients are done. Its samples (client ``-1``) come back in the
-phase's ``"probe_samples"``: what the phase's load costs a visitor who wants something else.
+A phase may add ``"probe": {"path": "/api/hello", "interval": 0.05, "clients": 2}``: more
+clients, released by the same barrier, send ``GET path`` again and again (``interval``
+seconds apart) until the phase's clients are done. Their samples (clients ``-1``, ``-2`` …)
+come back in the phase's ``"probe_samples"``: what the phase's load costs a visitor who
+wants something else.
 """
 from __future__ import annotations
 
@@ -84,7 +85,10 @@ def run_phase(host: str, port: int, phase: dict[str, Any], deadline: float,
     method, path = phase.get("method", "GET"), phase["path"]
     body = json.dumps(phase["body"]).encode() if phase.get("body") is not None else None
     probe = phase.get("probe")
-    barrier = threading.Barrier(clients + (1 if probe else 0))
+    probes = int(probe.get("clients", 1)) if probe else 0
+    if not 0 <= probes <= 8:
+        raise ValueError(f"phase {phase.get('name')!r}: 0-8 probe clients")
+    barrier = threading.Barrier(clients + probes)
     samples: list[list[Any]] = []
     probe_samples: list[list[Any]] = []
     lock = threading.Lock()
@@ -118,7 +122,7 @@ def run_phase(host: str, port: int, phase: dict[str, Any], deadline: float,
         finally:
             conn.close()
 
-    def prober() -> None:
+    def prober(index: int) -> None:
         conn = http.client.HTTPConnection(host, port, timeout=max(1.0, deadline - time.time()))
         every = float(probe.get("interval", 0.05))
         seq = 0
@@ -130,11 +134,11 @@ def run_phase(host: str, port: int, phase: dict[str, Any], deadline: float,
                 try:
                     status, _ = _request(conn, "GET", probe["path"], None)
                 except (OSError, http.client.HTTPException) as exc:
-                    logger.warning("probe request %d failed: %s", seq, exc)
+                    logger.warning("probe %d request %d failed: %s", index, seq, exc)
                     status = 0
                     conn.close()
                 with lock:
-                    probe_samples.append([-1, seq, start_wall, time.perf_counter() - t0,
+                    probe_samples.append([index, seq, start_wall, time.perf_counter() - t0,
                                           status, None])
                 seq += 1
                 load_done.wait(every)
@@ -148,15 +152,15 @@ def run_phase(host: str, port: int, phase: dict[str, Any], deadline: float,
 
     threads = [threading.Thread(target=client, args=(i,), name=f"client-{i}", daemon=True)
                for i in range(clients)]
-    probe_thread = (threading.Thread(target=prober, name="probe", daemon=True)
-                    if probe else None)
-    for t in threads + ([probe_thread] if probe_thread else []):
+    probe_threads = [threading.Thread(target=prober, args=(-1 - i,), name=f"probe-{i}",
+                                      daemon=True) for i in range(probes)]
+    for t in threads + probe_threads:
         t.start()
     for t in threads:
         t.join(max(0.0, deadline - time.time()) + CONNECT_TIMEOUT)
     load_done.set()
-    if probe_thread is not None:
-        probe_thread.join(max(0.0, deadline - time.time()) + CONNECT_TIMEOUT)
+    for t in probe_threads:
+        t.join(max(0.0, deadline - time.time()) + CONNECT_TIMEOUT)
     with lock:
         phase["probe_samples"] = sorted(probe_samples, key=lambda s: s[2])
         return sorted(samples, key=lambda s: (s[2], s[0]))

@@ -41,7 +41,8 @@ BUDGET = 120.0         # seconds an experiment may plan to take; beyond that: Va
 DEFAULT_PHASE = 2.0    # seconds the default request count aims at for the slowest mode
 ANNOUNCE = 5.0         # runs planned longer than this say so before they start
 PROBE_PATH = "/api/hello"
-PROBE_INTERVAL = 0.05  # seconds between the probe client's empty requests
+PROBE_INTERVAL = 0.05  # seconds between a probe client's empty requests
+PROBE_CLIENTS = 2      # probe clients: enough samples for a median within a short phase
 PROBE_PREFIX = "probe:"  # mode of the probe samples taken while mode X ran: "probe:X"
 
 
@@ -330,8 +331,8 @@ def latency(lab: Any, duration: float = 0.2, clients: int = 8,
     :param web_threads: the Flask app's request-thread pool for this run (restored afterwards).
     :param modes: any of ``hello`` (empty baseline), ``inline``, ``queued``, run in that order.
     :param task: ``sleep`` (the default) or ``send_email`` — any task with a ``seconds`` argument.
-    :param probe: also send empty requests (``GET /api/hello``, every 50 ms, from one more
-        client) while the ``inline`` clients run: what their slow requests cost a visitor
+    :param probe: also send empty requests (``GET /api/hello``, every 50 ms, from two more
+        clients) while the ``inline`` clients run: what their slow requests cost a visitor
         who wants something else (:meth:`LatencyResult.probe_latencies`). Compare with the
         ``hello`` mode, which runs alone.
     """
@@ -359,7 +360,8 @@ def latency(lab: Any, duration: float = 0.2, clients: int = 8,
                        "body": None if mode == "hello" else {"seconds": duration},
                        "clients": clients, "requests_per_client": requests_per_client})
         if probe and mode == "inline":
-            phases[-1]["probe"] = {"path": PROBE_PATH, "interval": PROBE_INTERVAL}
+            phases[-1]["probe"] = {"path": PROBE_PATH, "interval": PROBE_INTERVAL,
+                                   "clients": PROBE_CLIENTS}
     if planned > ANNOUNCE:
         print(f"latency: about {planned:.0f} s of work planned "
               f"({clients} clients x {requests_per_client} requests per mode)", flush=True)
