@@ -241,9 +241,9 @@ def test_survival_plot_spans_only_the_experiment_and_the_key_matches_its_markers
     assert not any(w.startswith("red ") for w in words)  # the cross is red-orange
 
 
-def stop_result(*, done_while_down=True, stray=False):
+def stop_result(*, done_while_down=True, stray=False, in_flight=False):
     down, up = T0 + 0.3, T0 + 1.6
-    probes = [(T0 + 0.1 * i, 1.0, 200) for i in range(3)]
+    probes = [(T0 + 0.1 * i, (None if in_flight and i == 2 else 1.0), 200) for i in range(3)]
     probes += [(T0 + 0.35 + 0.1 * i, None, "ConnectionRefusedError") for i in range(12)]
     probes += [(T0 + 1.7 + 0.1 * i, (None if stray and i == 0 else 1.0), 201) for i in range(5)]
     when = 0.9 if done_while_down else 2.0
@@ -268,6 +268,12 @@ def test_stop_without_work_done_or_with_stray_failures_says_so():
     stray = stop_result(stray=True)
     assert not stray.teaches_lesson
     assert "outside that window" in " ".join(stray.conclusions())
+
+
+def test_a_request_in_flight_at_the_stop_is_explained_not_stray():
+    r = stop_result(in_flight=True)
+    assert r.teaches_lesson and len(r.cut_off) == 1 and not r.stray
+    assert "in flight when SIGTERM ended the process" in " ".join(r.conclusions())
 
 
 def extra_result(*, together=0.82, shares=None):

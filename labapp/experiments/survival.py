@@ -293,14 +293,27 @@ class StopResult:
         return [p for p in self.probes if p[1] is None]
 
     @property
+    def cut_off(self) -> list[tuple[float, float | None, Any]]:
+        """Unanswered probes sent just before the stop: in flight when SIGTERM ended the process
+        (waitress installs no SIGTERM handler, so the process exits mid-request)."""
+        lo, _ = self.down
+        return [p for p in self.unanswered if lo - PROBE_TIMEOUT <= p[0] < lo]
+
+    @property
+    def stray(self) -> list[tuple[float, float | None, Any]]:
+        """Unanswered probes that neither the stop nor the downtime explains."""
+        lo, hi = self.down
+        return [p for p in self.unanswered if not lo - PROBE_TIMEOUT <= p[0] <= hi]
+
+    @property
     def teaches_lesson(self) -> bool:
         """03's lesson: while Flask was down the workers still finished tasks; only probes sent
-        while it was down went unanswered, and the restarted app answered again."""
+        while it was down (or in flight when it stopped) went unanswered, and the restarted
+        app answered again."""
         lo, hi = self.down
         after = [p for p in self.probes if p[0] > hi]
         return (len(self.done_while_down) >= 1 and len(self.unanswered) >= 1
-                and all(lo <= p[0] <= hi for p in self.unanswered)
-                and bool(after) and all(p[1] is not None for p in after))
+                and not self.stray and bool(after) and all(p[1] is not None for p in after))
 
     def conclusions(self) -> list[str]:
         """What this run showed."""
@@ -310,10 +323,12 @@ class StopResult:
         errors = ", ".join(sorted({str(p[2]) for p in missed})) or "none"
         out = [f"The Flask app (pid {self.web_pid}) was down for {hi - lo:.2f} s: {len(missed)} "
                f"of {len(during)} requests sent meanwhile got no answer ({errors})."]
-        stray = [p for p in self.unanswered if not lo <= p[0] <= hi]
-        if stray:
-            out.append(f"{len(stray)} requests outside that window got no answer either: the "
-                       "machine may be overloaded.")
+        if self.cut_off:
+            out.append(f"{len(self.cut_off)} request(s) sent just before the stop got no answer "
+                       "either: they were in flight when SIGTERM ended the process.")
+        if self.stray:
+            out.append(f"{len(self.stray)} requests outside that window got no answer either: "
+                       "the machine may be overloaded.")
         done = self.done_while_down
         if done:
             out.append(f"Meanwhile the workers completed {len(done)} of {len(self.task_ids)} "
