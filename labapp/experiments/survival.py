@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import http.client
 import json
 import logging
 import os
@@ -48,8 +49,11 @@ def hello(url: str, timeout: float = PROBE_TIMEOUT) -> tuple[float, float | None
     try:
         with urllib.request.urlopen(url + "api/hello", timeout=timeout) as reply:
             pid = json.load(reply)["pid"]
-    except OSError as error:
-        reason = getattr(error, "reason", None)  # URLError wraps e.g. ConnectionRefusedError
+    except (OSError, http.client.HTTPException, ValueError, KeyError) as error:
+        # Any of these means "no (usable) answer": HTTPException e.g. IncompleteRead when the
+        # server dies while answering, ValueError/KeyError a cut-off or foreign body;
+        # URLError wraps e.g. ConnectionRefusedError.
+        reason = getattr(error, "reason", None)
         return sent, None, type(reason if isinstance(reason, BaseException) else error).__name__
     return sent, (time.perf_counter() - start) * 1000, pid
 
