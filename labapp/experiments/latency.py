@@ -228,7 +228,7 @@ class LatencyResult:
             if self.queued_sooner:
                 out.append(f"A queued request answered in {_s(queued)} (median), "
                            f"{inline / queued:.0f}x sooner than inline: it only writes a "
-                           "message into the broker.")
+                           "message to the broker.")
             else:
                 out.append(f"This run, a queued request ({_s(queued)}) was not clearly faster "
                            f"than an inline one ({_s(inline)}): with so little work there is "
