@@ -141,6 +141,30 @@ def where_tasks_run(lab: Any, tasks: int = 4, seconds: float = 0.1) -> WhereResu
 
 
 # ----------------------------------------------------------------------------- a worker killed
+def wait_for_replacement(lab: Any, worker: str, old_pid: int,
+                         timeout: float = REPLACEMENT_TIMEOUT) -> tuple[int | None, float]:
+    """Wait until process worker ``worker`` runs under a pid other than ``old_pid``.
+
+    Huey's consumer replaces a dead process worker at its next health check (the lab runs
+    it with ``-c 1``: every second); the replacement registers itself when it starts.
+    Returns (new pid or None on timeout, seconds waited); the lab's workers list is polled
+    at least every 50 ms, so the seconds are an upper bound of when it was running.
+    """
+    start = time.monotonic()
+    found: list[int] = []
+
+    def replaced() -> bool:
+        status = lab.status()
+        new = dict(zip(status["worker_names"], status["workers"])).get(worker)
+        if new is not None and new != old_pid:
+            found[:] = [new]
+        return bool(found)
+
+    procs.wait_until(replaced, timeout, max_interval=0.05)
+    return (found[0] if found else None), time.monotonic() - start
+
+
+
 @dataclasses.dataclass(frozen=True)
 class KillResult:
     """A busy worker SIGKILLed while the Flask app was probed; what happened to Flask and the tasks."""
@@ -235,17 +259,9 @@ def worker_killed(lab: Any, tasks: int = 6, seconds: float = 0.5,
         time.sleep(max(0.0, victim.since + seconds / 2 - time.time()))
         killed_at = time.time()
         os.kill(victim.pid, signal.SIGKILL)
-        replacement: list[int] = []
-
-        def replaced() -> bool:
-            pids = dict(zip(lab.status()["worker_names"], lab.status()["workers"]))
-            new = pids.get(victim.worker)
-            if new is not None and new != victim.pid:
-                replacement[:] = [new]
-            return bool(replacement)
-
-        procs.wait_until(replaced, REPLACEMENT_TIMEOUT, max_interval=0.05)
-        seen_at = time.time()  # polled every 50 ms at most: an upper bound, not a start time
+        new_pid, _ = wait_for_replacement(lab, victim.worker, victim.pid)
+        replacement = [new_pid] if new_pid is not None else []
+        seen_at = time.time()
         lost = {victim.task_id}
         others = set(ids) - lost
 
