@@ -150,7 +150,7 @@ def drain_result(*, workers=2, tasks=6, overlap=True, emptied=0.6, finished=None
         runs.append((start, start + d))
     finished = tasks if finished is None else finished
     runs = [(b, e if i < finished else float("nan")) for i, (b, e) in enumerate(runs)]
-    samples = ((0.0, tasks), (0.3, tasks - workers), (emptied, 0))
+    samples = ((0.0, tasks), (min(0.3, emptied), max(0, tasks - workers)), (emptied, 0))
     return DrainResult(workers, tasks, tasks, samples, 0.15, tuple(runs))
 
 
@@ -166,13 +166,21 @@ def test_drain_teaches_n_at_a_time_and_empty_before_done():
 def test_drain_with_idle_workers_or_lost_tasks_says_so():
     idle = drain_result(workers=3, overlap=False)
     assert not idle.teaches_lesson and idle.max_running == 1
-    assert "some of them sat idle" in " ".join(idle.conclusions())
+    assert "some workers sat idle" in " ".join(idle.conclusions())
     late = drain_result(emptied=5.0)
     assert not late.teaches_lesson
     assert "before the queue was seen empty" in " ".join(late.conclusions())
     missing = drain_result(finished=4)
     assert not missing.teaches_lesson
     assert "2 of 6 tasks did not finish" in " ".join(missing.conclusions())
+
+
+def test_drain_with_fewer_tasks_than_workers_says_some_had_nothing_to_do():
+    r = drain_result(workers=8, tasks=5, emptied=0.2)
+    text = " ".join(r.conclusions())
+    assert r.teaches_lesson and r.max_running == 5
+    assert "only 5 tasks for 8 workers, so 3 had nothing to do" in text
+    assert r.max_rate == pytest.approx(20.0)  # 5 busy workers, 0.25 s tasks
 
 
 def test_drain_plot_reads_the_result():

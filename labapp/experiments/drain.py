@@ -81,8 +81,10 @@ class DrainResult:
 
     @property
     def max_rate(self) -> float:
-        """The most tasks per second ``workers`` workers can finish back to back."""
-        return self.workers / self.task_seconds if self.task_seconds > 0 else float("nan")
+        """The most tasks per second the workers can finish back to back (only as many workers
+        as there are tasks can be busy)."""
+        busy = min(self.workers, self.tasks)
+        return busy / self.task_seconds if self.task_seconds > 0 else float("nan")
 
     @property
     def teaches_lesson(self) -> bool:
@@ -94,8 +96,10 @@ class DrainResult:
 
     def conclusions(self) -> list[str]:
         """What this run showed, in plain sentences with its numbers."""
-        out = [f"{self.waiting} tasks waited while no worker ran; {self.workers} workers were "
-               f"running {self.workers_ready:.2f} s after the start."]
+        workers = _n(self.workers, "worker")
+        out = [f"{_n(self.waiting, 'task')} waited while no worker ran; {workers} "
+               f"{'was' if self.workers == 1 else 'were'} running {self.workers_ready:.2f} s "
+               "after the start."]
         missing = self.tasks - len(self.done)
         if missing:
             out.append(f"{missing} of {self.tasks} tasks did not finish: see lab.logs('worker').")
@@ -109,20 +113,30 @@ class DrainResult:
                            f"was seen empty at {self.emptied:.2f} s (the samples are "
                            f"{INTERVAL * 1000:.0f} ms apart).")
         if self.done:
-            most = self.max_running
-            out.append(f"At most {most} task{'s' if most != 1 else ''} ran at the same moment "
-                       f"with {self.workers} worker{'s' if self.workers != 1 else ''}"
-                       + ("." if most == min(self.workers, self.tasks) else
-                          f": fewer than the workers, so some of them sat idle."))
-            out.append(f"They finished {self.rate:.1f} tasks per second; {self.workers} workers "
-                       f"doing {self.task_seconds:.2f} s tasks back to back can finish at most "
-                       f"{self.max_rate:.1f} ({self.rate / self.max_rate:.0%} of that).")
+            most, busy = self.max_running, min(self.workers, self.tasks)
+            line = f"At most {_n(most, 'task')} ran at the same moment with {workers}"
+            if most == busy and self.tasks < self.workers:
+                line += (f": only {self.tasks} tasks for {workers}, so "
+                         f"{self.workers - self.tasks} had nothing to do.")
+            elif most == busy:
+                line += "."
+            else:
+                line += ": fewer than there was work for, so some workers sat idle."
+            out.append(line)
+            out.append(f"They finished {self.rate:.1f} tasks per second; {busy} busy "
+                       f"worker{'s' if busy != 1 else ''} doing {self.task_seconds:.2f} s tasks "
+                       f"back to back can finish at most {self.max_rate:.1f} "
+                       f"({self.rate / self.max_rate:.0%} of that).")
         return out
 
     def __repr__(self) -> str:
         return (f"DrainResult({self.tasks} tasks, {self.workers} workers: empty at "
                 f"{self.emptied:.2f} s, last done at {self.last_done:.2f} s, "
                 f"{self.rate:.1f} tasks/s)")
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def drain(lab: Any, handles: Sequence[Any], workers: int = 2, interval: float = INTERVAL,
