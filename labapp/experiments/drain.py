@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import redis
 
+from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
 from labapp.experiments._common import percentile
 
@@ -177,11 +178,15 @@ def drain(lab: Any, handles: Sequence[Any], workers: int = 2, interval: float = 
     sampler = threading.Thread(target=sample, name="llen-sampler", daemon=True)
     sampler.start()
     try:
-        lab.scale(workers)
-        ready = time.time() - start
-        sampler.join(timeout)
-        if not lab.wait(ids, timeout=timeout):
-            logger.warning("drain: not every task finished within %.0f s", timeout)
+        with Progress("drain", 3) as progress:
+            lab.scale(workers)
+            ready = time.time() - start
+            progress.update(1, "workers running")
+            sampler.join(timeout)
+            progress.update(1, "queue empty")
+            if not lab.wait(ids, timeout=timeout):
+                logger.warning("drain: not every task finished within %.0f s", timeout)
+            progress.update(1, "tasks done")
     finally:
         stop.set()
         sampler.join(5)

@@ -30,6 +30,7 @@ from typing import Any
 
 from labapp import events
 from labapp import procs
+from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
 from labapp.experiments._common import percentile
 from labapp.experiments._control import require_running
@@ -241,7 +242,7 @@ def worker_killed(lab: Any, tasks: int = 6, seconds: float = 0.5,
     settle(lab)
     conn, name = lab.redis, lab.name
     cursor = lab.cursor()
-    with Prober(lab.url) as prober:
+    with Prober(lab.url) as prober, Progress("worker_killed", 3) as progress:
         time.sleep(3 * PROBE_EVERY)  # a few answers before anything happens, for comparison
         handles = lab.enqueue_many("sleep", tasks, seconds=seconds)
         ids = [h.id for h in handles]
@@ -259,7 +260,9 @@ def worker_killed(lab: Any, tasks: int = 6, seconds: float = 0.5,
         time.sleep(max(0.0, victim.since + seconds / 2 - time.time()))
         killed_at = time.time()
         os.kill(victim.pid, signal.SIGKILL)
+        progress.update(1, "killed")
         new_pid, _ = wait_for_replacement(lab, victim.worker, victim.pid)
+        progress.update(1, "replaced")
         replacement = [new_pid] if new_pid is not None else []
         seen_at = time.time()
         lost = {victim.task_id}
@@ -269,6 +272,7 @@ def worker_killed(lab: Any, tasks: int = 6, seconds: float = 0.5,
             return all(s == "complete" for s in events.states(conn, name, others).values())
 
         procs.wait_until(others_done, timeout, max_interval=0.05)
+        progress.update(1, "tasks done")
         time.sleep(2 * PROBE_EVERY)
     marks = {"worker killed": killed_at}
     after = float("nan")
@@ -381,7 +385,7 @@ def flask_stopped(lab: Any, tasks: int = 6, seconds: float = 0.3,
     web = lab.web
     marks: dict[str, float] = {}
     try:
-        with Prober(lab.url) as prober:
+        with Prober(lab.url) as prober, Progress("flask_stopped", 3) as progress:
             time.sleep(3 * PROBE_EVERY)
             handles = lab.enqueue_many("sleep", tasks, seconds=seconds)
             ids = [h.id for h in handles]
@@ -391,10 +395,13 @@ def flask_stopped(lab: Any, tasks: int = 6, seconds: float = 0.3,
             marks["Flask stopped"] = time.time()
             web.send_signal(signal.SIGTERM)
             procs.wait_until(lambda: web.poll() is not None, 5)
+            progress.update(1, "Flask stopped")
             lab.wait(ids, timeout=timeout)
+            progress.update(1, "tasks done")
             time.sleep(2 * PROBE_EVERY)  # a probe or two after the last task, still down
             lab.restart_web()
             marks["Flask restarted"] = time.time()  # running again: restart_web waited for it
+            progress.update(1, "Flask restarted")
             time.sleep(5 * PROBE_EVERY)
     finally:
         if lab.web is None or lab.web.poll() is not None:
@@ -480,7 +487,9 @@ def extra_worker(lab: Any, tasks: int = 12, seconds: float = 0.2, command: str |
     if lab.config.workers < 1:
         raise ValueError("extra_worker compares against the lab's own workers: lab.scale(2)")
     command = command or lab.worker_command()
+    progress = Progress("extra_worker", 3)
     alone, _ = _batch(lab, tasks, seconds, timeout)
+    progress.update(1, "lab workers alone")
     before = set(lab.status()["worker_names"])
     log = lab.config.run_dir / "extra-worker.log"
     extra = procs.spawn(shlex.split(command), log_path=log)
@@ -492,9 +501,12 @@ def extra_worker(lab: Any, tasks: int = 12, seconds: float = 0.2, command: str |
             raise RuntimeError(f"the extra worker exited with code {extra.returncode}:\n"
                                f"{procs.tail(log)}")
         names = tuple(sorted(set(lab.status()["worker_names"]) - before))
+        progress.update(1, "extra worker running")
         together, shares = _batch(lab, tasks, seconds, timeout)
+        progress.update(1, "with the extra worker")
     finally:
         procs.stop_group(extra, signal.SIGINT, grace=5)
+        progress.close()
     return ExtraWorkerResult(command, tasks, seconds, lab.config.workers, extra.pid, names,
                              alone, together, shares, extra.returncode)
 
