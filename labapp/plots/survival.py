@@ -41,7 +41,7 @@ def plot_survival(probes: Any, events: Sequence[Any] = (),
     :param probes: ``(time.time() sent, milliseconds or None when nobody answered, pid or
         error name)`` per request to the Flask app.
     :param events: task events (``lab.events(...)``); each ``executing`` → ``complete`` becomes
-        a bar on its worker's row, an ``executing`` that never completed an ✕ (lost).
+        a bar on its worker's row, an ``executing`` that never completed a black X (lost).
     :param marks: ``{label: time.time()}`` moments to mark, e.g. ``{"worker-1 killed": t}``.
     """
     if hasattr(probes, "probes"):  # a survival result
