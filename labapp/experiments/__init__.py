@@ -20,5 +20,11 @@ from labapp.experiments.race import RaceResult
 from labapp.experiments.race import race
 from labapp.experiments.tools import ToolsResult
 from labapp.experiments.tools import tools
+from labapp.experiments.drain import DrainResult
+from labapp.experiments.drain import drain
+from labapp.experiments.survival import extra_worker
+from labapp.experiments.survival import flask_stopped
+from labapp.experiments.survival import where_tasks_run
+from labapp.experiments.survival import worker_killed
 from labapp.experiments.worker_loss import WorkerLossResult
 from labapp.experiments.worker_loss import worker_loss

@@ -12,6 +12,12 @@ measured requests include neither TCP connects nor first-request costs. Phases r
 after the other. stdout carries JSON lines: ``{"progress": k}`` after each request and
 finally ``{"phases": [...]}`` with one sample per request:
 ``[client, seq, start (time.time()), latency (s, perf_counter), status, task id or null]``.
+
+A phase may add ``"probe": {"path": "/api/hello", "interval": 0.05, "clients": 2}``: more
+clients, released by the same barrier, send ``GET path`` again and again (``interval``
+seconds apart) until the phase's clients are done. Their samples (clients ``-1``, ``-2`` …)
+come back in the phase's ``"probe_samples"``: what the phase's load costs a visitor who
+wants something else.
 """
 from __future__ import annotations
 
@@ -78,9 +84,15 @@ def run_phase(host: str, port: int, phase: dict[str, Any], deadline: float,
                          f"{MAX_REQUESTS} requests")
     method, path = phase.get("method", "GET"), phase["path"]
     body = json.dumps(phase["body"]).encode() if phase.get("body") is not None else None
-    barrier = threading.Barrier(clients)
+    probe = phase.get("probe")
+    probes = int(probe.get("clients", 1)) if probe else 0
+    if not 0 <= probes <= 8:
+        raise ValueError(f"phase {phase.get('name')!r}: 0-8 probe clients")
+    barrier = threading.Barrier(clients + probes)
     samples: list[list[Any]] = []
+    probe_samples: list[list[Any]] = []
     lock = threading.Lock()
+    load_done = threading.Event()
 
     def client(index: int) -> None:
         conn = http.client.HTTPConnection(host, port, timeout=max(1.0, deadline - time.time()))
@@ -110,13 +122,47 @@ def run_phase(host: str, port: int, phase: dict[str, Any], deadline: float,
         finally:
             conn.close()
 
+    def prober(index: int) -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=max(1.0, deadline - time.time()))
+        every = float(probe.get("interval", 0.05))
+        seq = 0
+        try:
+            _request(conn, "GET", "/api/hello", None)
+            barrier.wait()
+            while not load_done.is_set() and time.time() < deadline:
+                start_wall, t0 = time.time(), time.perf_counter()
+                try:
+                    status, _ = _request(conn, "GET", probe["path"], None)
+                except (OSError, http.client.HTTPException) as exc:
+                    logger.warning("probe %d request %d failed: %s", index, seq, exc)
+                    status = 0
+                    conn.close()
+                with lock:
+                    probe_samples.append([index, seq, start_wall, time.perf_counter() - t0,
+                                          status, None])
+                seq += 1
+                load_done.wait(every)
+        except threading.BrokenBarrierError:
+            pass
+        except (OSError, http.client.HTTPException) as exc:
+            logger.warning("probe could not connect: %s", exc)
+            barrier.abort()
+        finally:
+            conn.close()
+
     threads = [threading.Thread(target=client, args=(i,), name=f"client-{i}", daemon=True)
                for i in range(clients)]
-    for t in threads:
+    probe_threads = [threading.Thread(target=prober, args=(-1 - i,), name=f"probe-{i}",
+                                      daemon=True) for i in range(probes)]
+    for t in threads + probe_threads:
         t.start()
     for t in threads:
         t.join(max(0.0, deadline - time.time()) + CONNECT_TIMEOUT)
+    load_done.set()
+    for t in probe_threads:
+        t.join(max(0.0, deadline - time.time()) + CONNECT_TIMEOUT)
     with lock:
+        phase["probe_samples"] = sorted(probe_samples, key=lambda s: s[2])
         return sorted(samples, key=lambda s: (s[2], s[0]))
 
 
@@ -131,7 +177,8 @@ def main() -> int:
     for phase in spec["phases"]:
         samples = run_phase(spec.get("host", "127.0.0.1"), int(spec["port"]), phase,
                             deadline, counter)
-        phases.append({"name": phase["name"], "samples": samples})
+        phases.append({"name": phase["name"], "samples": samples,
+                       "probe_samples": phase.get("probe_samples", [])})
     _emit({"phases": phases})
     return 0
 

@@ -4,6 +4,11 @@
 (:mod:`labapp.experiments._load`), against the lab's Flask app with a bounded pool of
 request threads, and reads the queued tasks' time to completion from the events stream.
 ``overhead`` shows the other side: for a ~1 ms job the queue costs more than it saves.
+
+Each result says what its run showed with ``conclusions()`` (sentences computed from the
+numbers, also when a run contradicts the usual lesson). ``notebook_sized_*`` run the
+configurations the notebooks use; the matching ``teaches_*`` properties say whether a run
+supports the lesson the notebook states (for ``benchmarks/stability.py``).
 """
 from __future__ import annotations
 
@@ -34,13 +39,19 @@ MODES = {  # mode -> (method, path template); {task} is the task that is timed
 }
 BUDGET = 120.0         # seconds an experiment may plan to take; beyond that: ValueError
 DEFAULT_PHASE = 2.0    # seconds the default request count aims at for the slowest mode
+ANNOUNCE = 5.0         # runs planned longer than this say so before they start
+PROBE_PATH = "/api/hello"
+PROBE_INTERVAL = 0.05  # seconds between a probe client's empty requests
+PROBE_CLIENTS = 2      # probe clients: enough samples for a median within a short phase
+PROBE_PREFIX = "probe:"  # mode of the probe samples taken while mode X ran: "probe:X"
 
 
 @dataclasses.dataclass(frozen=True)
 class RequestSample:
     """One HTTP request as the client saw it."""
 
-    mode: str             #: ``hello``, ``inline`` or ``queued``
+    mode: str             #: ``hello``, ``inline``, ``queued``, or ``probe:<mode>`` (an empty
+                          #: request sent while ``<mode>``'s clients were busy; client -1)
     client: int
     seq: int              #: request number within this client
     start: float          #: ``time.time()`` when it was sent
@@ -64,8 +75,19 @@ class LatencyResult:
 
     @property
     def modes(self) -> list[str]:
-        """Modes measured, in the order they ran."""
-        return list(dict.fromkeys(r.mode for r in self.requests))
+        """Modes measured, in the order they ran (probe samples are listed by :attr:`probes`)."""
+        return list(dict.fromkeys(r.mode for r in self.requests
+                                  if not r.mode.startswith(PROBE_PREFIX)))
+
+    @property
+    def probes(self) -> list[str]:
+        """Modes during which a probe client sent empty requests (``probe=True``)."""
+        return list(dict.fromkeys(r.mode[len(PROBE_PREFIX):] for r in self.requests
+                                  if r.mode.startswith(PROBE_PREFIX)))
+
+    def probe_latencies(self, mode: str) -> list[float]:
+        """Latencies (s) of the empty requests sent while ``mode``'s clients were busy."""
+        return self.latencies(PROBE_PREFIX + mode)
 
     def latencies(self, mode: str) -> list[float]:
         """Client-side latencies (s) of the successful requests of ``mode``."""
@@ -97,6 +119,7 @@ class LatencyResult:
     def table(self) -> list[dict[str, Any]]:
         """One row per mode (and for queued tasks' completion): n, p50/p95/max in ms."""
         rows = [(mode, self.latencies(mode)) for mode in self.modes]
+        rows += [(f"hello during {mode}", self.probe_latencies(mode)) for mode in self.probes]
         if self.completions:
             rows.append(("queued task done", self.completion_times))
         return [{"what": name, "n": len(v), "p50_ms": percentile(v, 50) * 1e3,
@@ -116,6 +139,126 @@ class LatencyResult:
         if self.failed:
             tail.append(f"{self.failed} requests failed")
         return head + ("\n  " + "; ".join(tail) if tail else "") + ")"
+
+    # -------------------------------------------------------------- what this run showed
+    def closest(self, choices: Sequence[float], mode: str = "inline") -> float | None:
+        """The value of ``choices`` (seconds) nearest, by ratio, to this run's median ``mode``
+        latency (a Predict's ``truth``); None when nothing of ``mode`` was measured."""
+        p50 = self.p50(mode)
+        if not p50 > 0:
+            return None
+        return min(choices, key=lambda c: abs(math.log(c / p50)))
+
+    @property
+    def thread_wait(self) -> float:
+        """Median seconds an inline request spent beyond the work itself (waiting for a thread)."""
+        return self.p50("inline") - self.duration
+
+    @property
+    def waits_for_threads(self) -> bool:
+        """True when inline requests took at least twice the work: they queued for a thread."""
+        return self.p50("inline") >= 2 * self.duration + 0.01
+
+    @property
+    def queued_sooner(self) -> bool:
+        """True when the queued request answered in under half the inline time (p50)."""
+        return self.p50("queued") < self.p50("inline") / 2
+
+    @property
+    def work_not_faster(self) -> bool:
+        """True when the queued tasks finished no sooner than the work takes (p50)."""
+        return percentile(self.completion_times, 50) >= self.duration * 0.95
+
+    @property
+    def others_wait(self) -> bool:
+        """True when empty requests sent during the inline load took longer than the work."""
+        return percentile(self.probe_latencies("inline"), 50) >= self.duration
+
+    @property
+    def teaches_alone(self) -> bool:
+        """One client (02): the queued request answers far sooner than the inline one."""
+        return self.queued_sooner
+
+    @property
+    def teaches_crowd(self) -> bool:
+        """Many clients, small pool (02): inline requests wait for a thread, everybody else
+        waits too, the queued request still answers at once, the work itself is not faster."""
+        probed = "inline" not in self.probes or self.others_wait
+        return self.waits_for_threads and self.queued_sooner and self.work_not_faster and probed
+
+    @property
+    def teaches_not_faster(self) -> bool:
+        """Myth 1 (07): the request answers sooner, the task does not finish sooner."""
+        return self.queued_sooner and self.work_not_faster
+
+    def conclusions(self) -> list[str]:
+        """What this run showed, in plain sentences with its numbers."""
+        out: list[str] = []
+        work = f"{_s(self.duration)} of work"
+        if "inline" in self.modes:
+            inline = self.p50("inline")
+            pool = (f"{self.clients} client{'s' if self.clients != 1 else ''} and "
+                    f"{self.web_threads} request thread{'s' if self.web_threads != 1 else ''}")
+            if self.waits_for_threads:
+                out.append(f"With {pool}, an inline request took {_s(inline)} (median) for "
+                           f"{work}: about {_s(self.thread_wait)} of it was waiting for a free "
+                           f"request thread.")
+            else:
+                why = (" (there were enough threads for every client)"
+                       if self.clients <= self.web_threads else "")
+                out.append(f"With {pool}, an inline request took {_s(inline)} (median) for "
+                           f"{work}: it hardly waited for a thread this time{why}.")
+        for mode in self.probes:
+            probe = self.probe_latencies(mode)
+            if not probe:
+                continue
+            idle = (f", against {_s(self.p50('hello'))} when nothing else ran"
+                    if "hello" in self.modes else "")
+            line = (f"An empty request (/api/hello) sent while the {mode} requests ran took "
+                    f"{_s(percentile(probe, 50))} (median of {len(probe)}){idle}")
+            if mode == "inline":
+                line += (": slow work in the handler made everybody wait."
+                         if self.others_wait else
+                         ": this time the slow requests did not hold it up noticeably.")
+            else:
+                line += "."
+            out.append(line)
+        if {"inline", "queued"} <= set(self.modes):
+            queued, inline = self.p50("queued"), self.p50("inline")
+            if self.queued_sooner:
+                out.append(f"A queued request answered in {_s(queued)} (median), "
+                           f"{inline / queued:.0f}x sooner than inline: it only writes a "
+                           "message to the broker.")
+            else:
+                out.append(f"This run, a queued request ({_s(queued)}) was not clearly faster "
+                           f"than an inline one ({_s(inline)}): with so little work there is "
+                           "little to hand off.")
+        done = self.completion_times
+        if done:
+            p50 = percentile(done, 50)
+            if self.work_not_faster:
+                out.append(f"The queued tasks themselves finished {_s(p50)} after they were "
+                           f"enqueued (median, {self.workers} workers): the work took as long "
+                           "as ever, plus its wait in the queue.")
+            else:
+                out.append(f"The queued tasks finished {_s(p50)} after they were enqueued "
+                           f"(median), sooner than {work}: the clock readings look wrong; run "
+                           "it again.")
+            missing = len(self.completions) - len(done)
+            if missing:
+                out.append(f"{missing} queued tasks did not finish in time.")
+        if self.failed:
+            out.append(f"{self.failed} requests got no 2xx answer.")
+        return out
+
+
+def _s(seconds: float) -> str:
+    """Seconds in a short human form: ``0.81 s``, ``203 ms``, ``2.4 ms``."""
+    if seconds != seconds:
+        return "n/a"
+    if abs(seconds) >= 0.9995:
+        return f"{seconds:.2f} s"
+    return _ms(seconds)
 
 
 def _ms(seconds: float) -> str:
@@ -156,7 +299,10 @@ def run_load(lab: Any, phases: list[dict[str, Any]], label: str = "requests",
     if result is None:
         raise RuntimeError(f"the load generator failed (exit {proc.returncode}): "
                            f"{stderr.strip()[-500:]}")
-    return {p["name"]: p["samples"] for p in result["phases"]}
+    out = {p["name"]: p["samples"] for p in result["phases"]}
+    out.update({PROBE_PREFIX + p["name"]: p["probe_samples"] for p in result["phases"]
+                if p.get("probe_samples")})
+    return out
 
 
 def _default_requests(duration: float, clients: int, web_threads: int) -> int:
@@ -165,9 +311,18 @@ def _default_requests(duration: float, clients: int, web_threads: int) -> int:
     return max(2, min(50, math.ceil(DEFAULT_PHASE / per_round))) if per_round > 0 else 50
 
 
+def planned_seconds(duration: float, clients: int, requests_per_client: int, web_threads: int,
+                    workers: int, modes: Sequence[str] = ("inline", "queued")) -> float:
+    """Seconds of work a :func:`latency` run plans: inline on the web pool, queued on the workers."""
+    total = clients * requests_per_client
+    return (("inline" in modes) * total * duration / min(clients, web_threads)
+            + ("queued" in modes) * total * duration / max(1, workers))
+
+
 def latency(lab: Any, duration: float = 0.2, clients: int = 8,
             requests_per_client: int | None = None, web_threads: int = 2,
-            modes: Sequence[str] = ("inline", "queued"), task: str = "sleep") -> LatencyResult:
+            modes: Sequence[str] = ("inline", "queued"), task: str = "sleep",
+            probe: bool = False) -> LatencyResult:
     """Time ``/api/inline/sleep`` against ``/api/enqueue/sleep`` from ``clients`` concurrent clients.
 
     :param duration: seconds each task sleeps (0 to 30).
@@ -176,6 +331,10 @@ def latency(lab: Any, duration: float = 0.2, clients: int = 8,
     :param web_threads: the Flask app's request-thread pool for this run (restored afterwards).
     :param modes: any of ``hello`` (empty baseline), ``inline``, ``queued``, run in that order.
     :param task: ``sleep`` (the default) or ``send_email`` — any task with a ``seconds`` argument.
+    :param probe: also send empty requests (``GET /api/hello``, every 50 ms, from two more
+        clients) while the ``inline`` clients run: what their slow requests cost a visitor
+        who wants something else (:meth:`LatencyResult.probe_latencies`). Compare with the
+        ``hello`` mode, which runs alone.
     """
     check_range("duration", duration, 0, 30)
     check_range("clients", clients, 1, 64, integer=True)
@@ -188,10 +347,8 @@ def latency(lab: Any, duration: float = 0.2, clients: int = 8,
         raise ValueError(f"modes={tuple(modes)!r}: choose distinct modes from {', '.join(MODES)}")
     if task not in ("sleep", "send_email"):
         raise ValueError(f"task={task!r}: use 'sleep' or 'send_email' (tasks with seconds=)")
-    total = clients * requests_per_client
     workers = lab.config.workers
-    planned = (("inline" in modes) * total * duration / min(clients, web_threads)
-               + ("queued" in modes) * total * duration / max(1, workers))
+    planned = planned_seconds(duration, clients, requests_per_client, web_threads, workers, modes)
     if planned > BUDGET:
         raise ValueError(f"clients x requests_per_client x duration is too much work: about "
                          f"{planned:.0f} s planned, allowed up to {BUDGET:.0f} s; "
@@ -202,11 +359,17 @@ def latency(lab: Any, duration: float = 0.2, clients: int = 8,
         phases.append({"name": mode, "method": method, "path": path.format(task=task),
                        "body": None if mode == "hello" else {"seconds": duration},
                        "clients": clients, "requests_per_client": requests_per_client})
+        if probe and mode == "inline":
+            phases[-1]["probe"] = {"path": PROBE_PATH, "interval": PROBE_INTERVAL,
+                                   "clients": PROBE_CLIENTS}
+    if planned > ANNOUNCE:
+        print(f"latency: about {planned:.0f} s of work planned "
+              f"({clients} clients x {requests_per_client} requests per mode)", flush=True)
     with arranged(lab, web_threads=web_threads) as cursor:
         raw = run_load(lab, phases, label=f"latency d={duration:g}s x {clients} clients",
                        deadline=30 + 2 * planned)
         samples = tuple(RequestSample(mode, c, s, start, lat, status, tid)
-                        for mode in modes for c, s, start, lat, status, tid in raw[mode])
+                        for mode in raw for c, s, start, lat, status, tid in raw[mode])
         ids = {r.task_id for r in samples if r.task_id}
         completions: list[tuple[str, float, float]] = []
         if ids and workers > 0:
@@ -218,6 +381,22 @@ def latency(lab: Any, duration: float = 0.2, clients: int = 8,
                            for i in sorted(ids, key=lambda i: enq.get(i, 0.0))]
     return LatencyResult(duration, clients, requests_per_client, web_threads, workers,
                          samples, tuple(completions))
+
+
+#: The configurations notebook 02 runs (also used by ``benchmarks/stability.py``).
+NB02_ALONE = dict(duration=0.2, clients=1, requests_per_client=5, web_threads=2)
+NB02_CROWD = dict(duration=0.2, clients=8, requests_per_client=3, web_threads=2,
+                  modes=("hello", "inline", "queued"), probe=True)
+
+
+def notebook_sized_alone(lab: Any) -> LatencyResult:
+    """Notebook 02's one-client run (lesson: :attr:`LatencyResult.teaches_alone`)."""
+    return latency(lab, **NB02_ALONE)
+
+
+def notebook_sized_crowd(lab: Any) -> LatencyResult:
+    """Notebook 02's eight-client run (lesson: :attr:`LatencyResult.teaches_crowd`)."""
+    return latency(lab, **NB02_CROWD)
 
 
 # ----------------------------------------------------------------------------- overhead
@@ -255,6 +434,32 @@ class OverheadResult:
         return (f"OverheadResult({n} runs of a {self.task_seconds * 1e3:g} ms job, p50 until "
                 f"done: {done} ms;\n  caller blocked: {blocked} ms; the queue adds "
                 f"{self.extra_ms['queue']:.1f} ms per job)")
+
+    @property
+    def teaches_overhead(self) -> bool:
+        """For a tiny job (09) the queue is the slowest way to get it done (p50)."""
+        return self.p50("queue") > max(self.p50("inline"), self.p50("thread"))
+
+    def conclusions(self) -> list[str]:
+        """What this run showed, in plain sentences with its numbers."""
+        job = f"a {self.task_seconds * 1e3:g} ms job"
+        done = ", ".join(f"{_MODE_WORDS.get(m, m)} {_s(self.p50(m))}" for m in self.samples)
+        out = [f"Until {job} was done (median of {len(self.done('inline'))} runs): {done}."]
+        extra = self.extra_ms.get("queue", float("nan"))
+        if self.teaches_overhead:
+            out.append(f"The queue added {extra:.1f} ms per job over doing it inline: "
+                       "writing the message, a worker taking it, storing the result, reading "
+                       "it back. For work this small that costs more than the work.")
+        else:
+            out.append(f"This run the queue was not the slowest way ({extra:+.1f} ms against "
+                       "inline): the machine was probably busy with something else; run it "
+                       "again.")
+        blocked = percentile(self.blocked("queue"), 50)
+        out.append(f"The caller itself was blocked only {_s(blocked)} by the enqueue.")
+        return out
+
+
+_MODE_WORDS = {"inline": "inline", "thread": "thread pool", "queue": "through the queue"}
 
 
 def overhead(lab: Any, n: int = 100, task_seconds: float = 0.001) -> OverheadResult:
@@ -297,3 +502,8 @@ def overhead(lab: Any, n: int = 100, task_seconds: float = 0.001) -> OverheadRes
             out["queue"].append((t1 - t0, time.perf_counter() - t0))
             progress.update(3)
     return OverheadResult(task_seconds, {m: tuple(v) for m, v in out.items()})
+
+
+def notebook_sized_overhead(lab: Any) -> OverheadResult:
+    """Notebook 09's run: 100 one-millisecond jobs per hand-off (lesson: ``teaches_overhead``)."""
+    return overhead(lab, n=100)

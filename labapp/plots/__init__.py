@@ -1,4 +1,5 @@
 """Plots: pure functions from an experiment result to a matplotlib ``Figure`` (no I/O, no show)."""
+from labapp.plots.latency import latency_key
 from labapp.plots.latency import latency_table
 from labapp.plots.latency import plot_latency
 from labapp.plots.latency import plot_overhead
@@ -13,6 +14,7 @@ from labapp.plots.tools import plot_tools
 from labapp.plots.worker_loss import plot_worker_loss
 from labapp.plots.queue import plot_queue_length
 from labapp.plots.survival import plot_survival
+from labapp.plots.survival import survival_key
 from labapp.plots._display import enable_notebook_display
 
 enable_notebook_display()  # figures returned by these functions display in Jupyter

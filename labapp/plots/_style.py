@@ -23,6 +23,18 @@ OKABE_ITO = {
     "purple": "#CC79A7",
     "black": "#000000",
 }
+#: how the prose names each colour (plain words a learner would use for what they see)
+COLOUR_WORDS = {
+    "#E69F00": "orange",
+    "#56B4E9": "light blue",
+    "#009E73": "green",
+    "#F0E442": "yellow",
+    "#0072B2": "blue",
+    "#D55E00": "red-orange",
+    "#CC79A7": "pink",
+    "#000000": "black",
+    "#7f7f7f": "grey",
+}
 #: the order colours are handed out in (yellow last: weak on white)
 CYCLE = ["blue", "orange", "green", "vermillion", "purple", "sky", "black", "yellow"]
 #: fixed colours for the things every plot talks about, so they match across notebooks
@@ -54,6 +66,12 @@ def colour(i: int) -> str:
 def role(name: str, fallback: int = 0) -> str:
     """The colour reserved for ``name`` (``inline``, ``queued``, ``error`` …), else ``colour(fallback)``."""
     return ROLE.get(name, colour(fallback))
+
+
+def colour_word(name: str) -> str:
+    """The word for the colour of role ``name`` (or of a hex colour), e.g. ``inline`` → ``red-orange``."""
+    hex_ = ROLE.get(name, name)
+    return COLOUR_WORDS.get(hex_, COLOUR_WORDS.get(hex_.upper(), hex_))
 
 
 def figure(ncols: int = 1, *, width: float = WIDTH, height: float = HEIGHT,

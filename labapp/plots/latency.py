@@ -1,4 +1,9 @@
-"""Latency plots: request latency CDFs per mode (02) and the cost of a tiny job per hand-off (09)."""
+"""Latency plots: request latency CDFs per mode (02, 07, 09) and the cost of a tiny job per hand-off (09).
+
+Legends sit below the axes, so they never cover the slow curves at the right. The colours
+come from :data:`labapp.plots._style.ROLE`; :func:`latency_key` names them in words, so
+prose that mentions a colour can print it instead of guessing.
+"""
 from __future__ import annotations
 
 import logging
@@ -8,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from labapp.plots._style import colour_word
 from labapp.plots._style import figure
 from labapp.plots._style import ms
 from labapp.plots._style import role
@@ -16,6 +22,11 @@ logger = logging.getLogger(__name__)
 
 LABELS = {"hello": "empty request (/api/hello)", "inline": "inline (work in the request)",
           "queued": "queued (202 + task id)"}
+DONE_LABEL = "queued task done (enqueue → complete)"
+#: line style per kind of line; the words are used by latency_key
+STYLES = {"request": ("-", "solid"), "done": ("--", "dashed"), "probe": (":", "dotted")}
+LEGEND_BELOW = dict(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8.5,
+                    frameon=False)
 
 
 def _cdf(values: list[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -23,24 +34,43 @@ def _cdf(values: list[float]) -> tuple[np.ndarray, np.ndarray]:
     return xs, np.arange(1, len(xs) + 1) / len(xs)
 
 
+def _lines(result: Any) -> list[tuple[str, str, str, str, list[float]]]:
+    """(role, style kind, label, legend text, values) of every line plot_latency draws."""
+    lines = []
+    for mode in result.modes:
+        values = result.latencies(mode)
+        if values:
+            lines.append((mode, "request", LABELS.get(mode, mode),
+                          f"p50 {ms(result.p50(mode))}, p95 {ms(result.p95(mode))}", values))
+    for mode in getattr(result, "probes", []):
+        values = result.probe_latencies(mode)
+        if values:
+            lines.append((mode, "probe", f"empty request while the {mode} requests ran",
+                          f"p50 {ms(float(np.median(values)))}", values))
+    done = result.completion_times
+    if done:
+        lines.append(("done", "done", DONE_LABEL, f"p50 {ms(float(np.median(done)))}", done))
+    return lines
+
+
+def latency_key(result: Any) -> list[str]:
+    """Each line of :func:`plot_latency` in words: ``"red-orange, solid: inline (…)"``."""
+    return [f"{colour_word(r)}, {STYLES[kind][1]}: {label}"
+            for r, kind, label, _, _ in _lines(result)]
+
+
 def plot_latency(result: Any) -> Figure:
     """CDF of client-side request latency per mode, plus when the queued tasks were done.
 
     The x axis is logarithmic (ms): a queued request answers in milliseconds while the inline
-    one waits for the work and for a free request thread.
+    one waits for the work and for a free request thread. Dotted lines (runs with
+    ``probe=True``) are empty requests sent while the other clients' requests ran.
     """
-    fig, (ax,) = figure()
-    for mode in result.modes:
-        xs, ys = _cdf(result.latencies(mode))
-        if len(xs):
-            ax.step(xs * 1e3, ys, where="post", color=role(mode), linewidth=2,
-                    label=f"{LABELS.get(mode, mode)}: p50 {ms(result.p50(mode))}, "
-                          f"p95 {ms(result.p95(mode))}")
-    done = result.completion_times
-    if done:
-        xs, ys = _cdf(done)
-        ax.step(xs * 1e3, ys, where="post", color=role("done"), linewidth=2, linestyle="--",
-                label=f"queued task done (enqueue → complete): p50 {ms(float(np.median(done)))}")
+    fig, (ax,) = figure(height=4.6)
+    for r, kind, label, numbers, values in _lines(result):
+        xs, ys = _cdf(values)
+        ax.step(xs * 1e3, ys, where="post", color=role(r), linewidth=2,
+                linestyle=STYLES[kind][0], label=f"{label}: {numbers}")
     ax.axhline(0.5, color="#999999", linewidth=0.8, linestyle=":")
     ax.set_xscale("log")
     ax.set_ylim(0, 1.02)
@@ -48,7 +78,7 @@ def plot_latency(result: Any) -> Figure:
     ax.set_ylabel("fraction of requests ≤ x")
     ax.set_title(f"task of {result.duration:g} s · {result.clients} concurrent clients · "
                  f"{result.web_threads} web threads · {result.workers} workers")
-    ax.legend(loc="lower right", fontsize=8.5, frameon=True, framealpha=0.9)
+    ax.legend(**LEGEND_BELOW)
     return fig
 
 
@@ -68,7 +98,7 @@ def plot_overhead(result: Any) -> Figure:
 
     Whiskers span the 5th to 95th percentile of the runs.
     """
-    fig, (ax,) = figure()
+    fig, (ax,) = figure(height=4.4)
     modes = list(result.samples)
     x = np.arange(len(modes))
     width = 0.38
@@ -93,6 +123,6 @@ def plot_overhead(result: Any) -> Figure:
     ax.legend(handles=[Patch(facecolor="#bbbbbb", hatch="//", edgecolor="white",
                              label="caller blocked (can do nothing else)"),
                        Patch(facecolor="#555555", label="until the job is done")],
-              loc="upper left", fontsize=9)
+              **{**LEGEND_BELOW, "bbox_to_anchor": (0.5, -0.12)})
     ax.grid(False, axis="x")
     return fig
