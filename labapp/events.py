@@ -151,7 +151,9 @@ for _, e in ipairs(batch) do
   redis.call('HSET', KEYS[2], i, state)
   redis.call('HINCRBY', KEYS[3], k, 1)
   if k == 'executing' then
-    redis.call('HSET', KEYS[4], w .. '@' .. p, i .. '|' .. n .. '|' .. t .. '|' .. p .. '|' .. c)
+    local v = i .. '|' .. n .. '|' .. t .. '|' .. p
+    if c ~= '' then v = v .. '|' .. c end  -- the worker's start time and host
+    redis.call('HSET', KEYS[4], w .. '@' .. p, v)
   elseif done[k] then
     redis.call('HDEL', KEYS[4], w .. '@' .. p)
   end
@@ -169,7 +171,7 @@ def write(conn: redis.Redis, name: str, batch: list[dict[str, str]]) -> int:
     if script is None:
         script = _scripts[id(conn)] = conn.register_script(_RECORD_LUA)
     k = keys(name)
-    packed = json.dumps([[fields[f] for f in FIELDS] for fields in batch])
+    packed = json.dumps([[fields.get(f, "") for f in FIELDS] for fields in batch])
     return int(script(keys=[k["stream"], k["state"], k["counts"], k["busy"]],
                       args=[STREAM_MAXLEN, _DONE_JSON, packed]))
 
