@@ -185,10 +185,12 @@ class Lab:
             config = dataclasses.replace(config, task_modules=modules)
             changes: list[str] = []
             if config.durable != old.durable:
-                lost = self._queued_summary() if not old.durable else ""
+                if config.external:
+                    return None
+                n = self.queue_length()
                 self.set_durable(config.durable)
                 mode = "durable (AOF, fsync always)" if config.durable else "in memory only"
-                changes.append(f"server restarted {mode}{lost or '; the queue was empty'}")
+                changes.append(f"server restarted {mode}: its data is gone ({n} queued task(s) lost)")
             web_dead = self.web is None or self.web.poll() is not None
             if web_dead or config.web_threads != old.web_threads or config.web_port != old.web_port:
                 why = "it had stopped" if web_dead else f"{config.web_threads} threads"
@@ -382,7 +384,10 @@ class Lab:
         here = os.getcwd()
         with self._lock:
             self._require_running()
-            spec = importlib.util.find_spec(module) if module not in sys.modules else None
+            if module in sys.modules:
+                spec = getattr(sys.modules[module], "__spec__", None)
+            else:
+                spec = importlib.util.find_spec(module)
             origin = getattr(spec, "origin", None) or ""
             if spec is not None and not origin.startswith(here + os.sep):
                 raise ConfigError(f"{module!r} is already the name of an installed module "
