@@ -99,14 +99,16 @@ def process_tag() -> str:
 
 
 def process_alive(pid: int, started: float | None, host: str | None) -> bool | None:
-    """Whether the process a tag names still runs: None when it is on another host (unknown)."""
+    """Whether the process a tag names still exists: None when it is on another host (unknown).
+
+    Like ``psutil.pid_exists`` (a process not yet reaped still counts), but a pid now used
+    by a process started at another time is not the same process.
+    """
     if host is not None and host != socket.gethostname():
         return None
     try:
         proc = psutil.Process(pid)
-        if started is not None and abs(proc.create_time() - started) >= 0.01:
-            return False  # the pid was reused by another process
-        return proc.status() != psutil.STATUS_ZOMBIE
+        return started is None or abs(proc.create_time() - started) < 0.01
     except psutil.Error:
         return False
 

@@ -235,7 +235,7 @@ class Supervisor:
                 continue
             out.append({"name": label.decode(), "pid": pid, "started": started, "host": host,
                         "ours": alive is True and started is not None and pid in family})
-        return sorted(out, key=lambda w: (not w["ours"], _worker_number(w["name"]), w["name"]))
+        return sorted(out, key=lambda w: (_worker_number(w["name"]), w["name"]))
 
     def own_workers(self) -> list[dict[str, Any]]:
         return [w for w in self.workers() if w["ours"]]
