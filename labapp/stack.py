@@ -139,7 +139,9 @@ class Lab:
                     running._announce(quiet, note="; ".join(changes) or "already running")
                     return running
                 lost = running._queued_summary()
-                note = f"settings changed ({running._diff(config)}): restarted the whole lab{lost}"
+                diff = running._diff(config)
+                why = "a part of it had stopped" if diff == "none" else f"settings changed ({diff})"
+                note = f"{why}: restarted the whole lab{lost}"
                 running.stop(quiet=True)
             lab = cls(config)
             t0 = time.perf_counter()

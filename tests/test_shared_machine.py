@@ -215,6 +215,31 @@ def test_two_starts_of_one_name_give_one_lab(tmp_path):
     assert len(refused) == 2 and all("already running" in line for line in refused), lines
 
 
+OWNER = textwrap.dedent("""
+    import sys
+    from labapp import Lab
+    lab = Lab.start(workers=0, name="cli", run_root=sys.argv[1], quiet=True)
+    print(lab.redis_url, flush=True)
+    sys.stdin.read()
+""")
+
+
+def test_the_lock_not_the_state_file_decides_who_owns_a_name(tmp_path):
+    """The moment between "nobody runs it" and writing lab.json is where starts raced."""
+    root = tmp_path / "r"
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(root)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        url = owner.stdout.readline().strip()
+        (root / "cli" / "lab.json").unlink()  # as if the owner had not written it yet
+        with pytest.raises(ConfigError, match="already running"):
+            Lab.start(workers=0, name="cli", run_root=root, quiet=True)
+        assert Path(url.removeprefix("unix://").split("?")[0]).exists()  # its socket is intact
+    finally:
+        owner.stdin.close()
+        owner.wait(20)
+
+
 def test_a_failed_start_leaves_nothing_running_and_the_name_free(make_lab, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "broken_at_import.py").write_text("raise RuntimeError('boom')\n")
@@ -232,7 +257,8 @@ def test_scale_waits_for_a_task_longer_than_the_old_timeout(make_lab, capsys):
     lab = make_lab(workers=1)
     cursor = lab.cursor()
     long = lab.enqueue("sleep", seconds=7)
-    assert procs.wait_until(lambda: lab._sup.running_tasks(), 10)
+    assert procs.wait_until(lambda: any(e.kind == "executing" and e.task_id == long.id
+                                        for e in lab.events(since=cursor)), 10)
     lab.scale(2)
     assert lab.wait(long, 20)
     kinds = [e.kind for e in lab.events(since=cursor) if e.task_id == long.id]
@@ -292,14 +318,13 @@ def test_kill_worker_refuses_a_pid_it_did_not_start(make_lab):
     lab = make_lab(workers=1)
     victim = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
-        started = psutil.Process(victim.pid).create_time()
-        lab.redis.hset(f"lab.{lab.name}.workers", "worker-9",
-                       f"{victim.pid}|{started!r}|{socket.gethostname()}")
-        names = lab.status()["worker_names"]
-        assert names == ["worker-1", "worker-9"]
+        lab.redis.hset(f"lab.{lab.name}.workers", "worker-9", str(victim.pid))  # a bare pid
+        assert lab.status()["worker_names"] == ["worker-1", "worker-9"]
         with pytest.raises(LabError, match="was not started by this lab"):
             lab.kill_worker(1)
-        lab.redis.hset(f"lab.{lab.name}.workers", "worker-9", str(victim.pid))  # a bare pid
+        started = psutil.Process(victim.pid).create_time()  # a full identity, not a lab child
+        lab.redis.hset(f"lab.{lab.name}.workers", "worker-9",
+                       f"{victim.pid}|{started!r}|{socket.gethostname()}")
         with pytest.raises(LabError, match="was not started by this lab"):
             lab.kill_worker(1)
         assert victim.poll() is None
@@ -323,7 +348,7 @@ def test_lost_task_detection_checks_start_time_and_host():
 def test_durable_data_survives_a_restart_of_the_same_name(make_lab):
     lab = make_lab(workers=0, durable=True, name="durable_q")
     lab.enqueue_many("noop", 5)
-    lab.stop(quiet=True)
+    lab.stop()
     again = make_lab(workers=0, durable=True, name="durable_q")
     assert again.queue_length() == 5
 
