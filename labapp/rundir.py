@@ -71,8 +71,10 @@ def ensure_root(path: Path, *, strict: bool = True) -> Path:
         (``LAB_RUN_DIR``, ``run_root=``) only needs to be theirs and closed to writes.
     """
     path = Path(path)
-    _check_ancestors(path)
     try:
+        if not os.path.lexists(path.parent):
+            os.makedirs(path.parent, mode=0o700)
+        _check_ancestors(path)
         os.mkdir(path, 0o700)
     except FileExistsError:
         pass
