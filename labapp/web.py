@@ -35,7 +35,7 @@ import redis
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Request, current_app, jsonify, render_template, request
-from werkzeug.exceptions import Forbidden, HTTPException, UnsupportedMediaType
+from werkzeug.exceptions import Forbidden, HTTPException, SecurityError, UnsupportedMediaType
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from labapp import events
@@ -127,7 +127,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _http_error(exc: HTTPException) -> Any:
-    return jsonify(error=f"{exc.name}: {exc.description}"), exc.code
+    hint = ""
+    if isinstance(exc, SecurityError):  # werkzeug's refusal of an untrusted Host
+        hint = (": open the lab at 127.0.0.1 or through Jupyter's proxy, or add that name to "
+                "LAB_TRUSTED_HOSTS before starting the lab")
+    return jsonify(error=f"{exc.name}: {exc.description}{hint}"), exc.code
 
 
 def _broker_error(exc: Exception) -> Any:

@@ -76,7 +76,7 @@ def test_dns_rebinding_host_is_refused(clean_lab, extra):
     host = f"rebind.evil.example:{port}"
     headers = {**chromium(f"http://{host}", "same-origin"), **extra}
     status, body = send(clean_lab, "POST", "/api/enqueue/sleep", SLEEP, headers, host=host)
-    assert status == 400 and "not trusted" in body["error"]
+    assert status == 400 and "not trusted" in body["error"] and "LAB_TRUSTED_HOSTS" in body["error"]
     status, _ = send(clean_lab, "GET", "/api/stats", headers=extra, host=host)
     assert status == 400
     assert clean_lab.queue_length() == 0
