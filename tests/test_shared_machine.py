@@ -126,6 +126,35 @@ def test_default_run_root_is_made_private_and_others_cannot_enter(shared_tmp):
         as_other("mv", str(root), str(shared_tmp / "stolen"))  # sticky folder: not theirs to move
 
 
+ATTACK_SOCKET = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+except OSError as exc:
+    print(type(exc).__name__)
+else:
+    s.sendall(b"PING\\r\\n")
+    print("connected", s.recv(64))
+"""
+
+
+@needs_root
+def test_another_user_cannot_reach_a_running_labs_server_or_folder(make_lab, shared_tmp):
+    lab = make_lab(workers=0, run_root=shared_tmp / f"queue-lab-{os.getuid()}")
+    sock = str(lab.broker.socket_path)
+    out = subprocess.run(["setpriv", f"--reuid={OTHER}", f"--regid={OTHER}", "--clear-groups",
+                          "/usr/bin/python3", "-I", "-c", ATTACK_SOCKET, sock],
+                         capture_output=True, text=True, timeout=30)
+    assert out.stdout.strip() == "PermissionError", out.stdout + out.stderr
+    for attempt in (["ls", str(lab.config.run_dir)],
+                    ["ln", "-s", "/", str(lab.config.run_root / "evil")],
+                    ["mv", str(lab.config.run_root), str(shared_tmp / "stolen")]):
+        with pytest.raises(subprocess.CalledProcessError):
+            as_other(*attempt)
+    assert lab.healthy()
+
+
 def test_xdg_runtime_dir_is_preferred_when_private(tmp_path):
     xdg = tmp_path / "xdg"
     xdg.mkdir(mode=0o700)
