@@ -269,6 +269,26 @@ def test_the_lock_not_the_state_file_decides_who_owns_a_name(tmp_path):
         owner.wait(20)
 
 
+def test_a_failure_in_the_last_step_of_start_stops_everything(make_lab, monkeypatch):
+    """Once the final state save raised and left children nobody could stop."""
+    real, calls = runstate.write, []
+
+    def disk_full_on_second_save(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(runstate, "write", disk_full_on_second_save)
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with pytest.raises(OSError, match="No space left"):
+        make_lab(workers=1, name="disk_full")
+    assert len(calls) == 2
+    assert procs.wait_until(lambda: not ({p.pid for p in psutil.Process().children(recursive=True)}
+                                         - before), 5)
+    monkeypatch.setattr(runstate, "write", real)
+    assert make_lab(workers=0, name="disk_full").healthy()
+
+
 def test_a_failed_start_leaves_nothing_running_and_the_name_free(make_lab, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "broken_at_import.py").write_text("raise RuntimeError('boom')\n")
@@ -378,6 +398,7 @@ def test_durable_data_survives_a_restart_of_the_same_name(make_lab):
     lab = make_lab(workers=0, durable=True, name="durable_q")
     lab.enqueue_many("noop", 5)
     lab.stop()
+    make_lab(workers=0, name="sweeper")  # another start sweeps stopped labs: data stays
     again = make_lab(workers=0, durable=True, name="durable_q")
     assert again.queue_length() == 5
 
