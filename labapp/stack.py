@@ -195,13 +195,14 @@ class Lab:
                 changes.append(f"server restarted {mode}: its data is gone ({n} queued task(s) lost)")
             web_dead = self.web is None or self.web.poll() is not None
             if web_dead or config.web_threads != old.web_threads or config.web_port != old.web_port:
-                why = "it had stopped" if web_dead else f"{config.web_threads} threads"
+                why = ("it had stopped" if web_dead else f"port {config.web_port or 'any free'}"
+                       if config.web_port != old.web_port else f"{config.web_threads} threads")
                 self.config = dataclasses.replace(self.config, web_port=config.web_port)
-                if web_dead:
-                    self._sup.port = None
+                if web_dead or config.web_port != old.web_port:
+                    self._sup.port = None  # listen on the port the cell asks for
                 self.restart_web(config.web_threads)
                 changes.append(f"web app restarted ({why}; nothing lost)")
-            consumer_dead = config.workers > 0 and not self._sup.consumer_alive()
+            consumer_dead = old.workers > 0 and not self._sup.consumer_alive()
             if consumer_dead or (config.workers, config.worker_type, config.task_modules) != \
                     (old.workers, old.worker_type, old.task_modules):
                 self.config = dataclasses.replace(self.config, workers=config.workers,
