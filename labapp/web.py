@@ -18,8 +18,10 @@ Security model (a shared machine, hostile pages in the learner's browser):
   come from another site (``Sec-Fetch-Site``), or, from older browsers, when ``Origin``
   differs from ``Host`` (Jupyter Server's ``check_origin``). Scripts send neither header.
 * **JSON only** — a POST body must be ``application/json`` (else 415), so an HTML form or a
-  ``text/plain`` fetch, which browsers send without asking, cannot reach a task; bodies are
-  capped by Flask's ``MAX_CONTENT_LENGTH``; any malformed body is a 4xx.
+  ``text/plain`` fetch, which browsers send without asking, cannot reach a task. Only a
+  script (no ``Origin``, no ``Sec-Fetch-*``) may keep the form label urllib and curl put on
+  every body, and its body must still be JSON. Bodies are capped by Flask's
+  ``MAX_CONTENT_LENGTH``; any malformed body is a 4xx.
 """
 from __future__ import annotations
 
@@ -155,8 +157,14 @@ def _refuse_cross_site() -> None:
         raise Forbidden(f"cross-site request refused (Origin {origin or '-'}, Sec-Fetch-Site "
                         f"{site or '-'}): use the lab's own pages or call it from the notebook")
     if (request.content_length or request.content_type) and not request.is_json:
-        raise UnsupportedMediaType(f"send JSON with 'Content-Type: application/json', not "
-                                   f"{request.mimetype or 'a body without a type'}")
+        # urllib and curl label every body they send as a form; a script (no browser
+        # headers) may keep that label, its body must still be JSON. Browsers never pass.
+        script_form = (request.mimetype == "application/x-www-form-urlencoded"
+                       and origin is None and site is None
+                       and not any(h.startswith("Sec-Fetch-") for h in request.headers.keys()))
+        if not script_form:
+            raise UnsupportedMediaType(f"send JSON with 'Content-Type: application/json', not "
+                                       f"{request.mimetype or 'a body without a type'}")
 
 
 def _params() -> dict[str, Any]:

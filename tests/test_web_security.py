@@ -95,12 +95,27 @@ def test_the_labs_own_page_and_scripts_are_accepted(clean_lab):
     assert clean_lab.wait(body["id"], 10)
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
+@pytest.mark.parametrize("content_type", ["text/plain", "text/plain;charset=UTF-8",
                                           "multipart/form-data; boundary=x"])
 def test_a_non_json_body_is_415(clean_lab, content_type):
     status, body = send(clean_lab, "POST", "/api/enqueue/sleep", SLEEP,
                         {"Content-Type": content_type})
     assert status == 415 and "application/json" in body["error"]
+
+
+def test_a_form_label_passes_only_from_scripts(clean_lab):
+    """urllib.request and curl -d label JSON bodies as forms; browsers must say JSON."""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    status, body = send(clean_lab, "POST", "/api/enqueue/noop", b"{}", form)
+    assert status == 202, body
+    port = urlsplit(clean_lab.url).port
+    status, _ = send(clean_lab, "POST", "/api/enqueue/noop", b"{}",
+                     {**form, "Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin",
+                      "Sec-Fetch-Mode": "navigate"})
+    assert status == 415  # the lab's own origin, but a form: refused
+    status, _ = send(clean_lab, "POST", "/api/enqueue/noop", b"seconds=3", form)
+    assert status == 400
+    assert clean_lab.wait(body["id"], 10)
 
 
 @pytest.mark.parametrize("raw", [
