@@ -91,6 +91,7 @@ class Supervisor:
         self.consumer: subprocess.Popen[bytes] | None = None
         self.port: int | None = None
         self.lock = rundir.LabLock(config.run_root, config.name)
+        self._client: redis.Redis | None = None
 
     def __repr__(self) -> str:
         return (f"<Supervisor {self.config.name} broker={self.broker.pid} web={self.pid(self.web)} "
@@ -239,8 +240,6 @@ class Supervisor:
 
     def own_workers(self) -> list[dict[str, Any]]:
         return [w for w in self.workers() if w["ours"]]
-
-    _client: redis.Redis | None = None
 
     def client_cached(self) -> redis.Redis:
         if self._client is None:
