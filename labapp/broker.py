@@ -124,7 +124,9 @@ class Broker:
                 "--save", "",
                 "--daemonize", "no",
                 "--logfile", "",
-                "--databases", "4"]
+                "--databases", "4",
+                # keep argv as started: the lab recognises its server by its command line
+                "--set-proc-title", "no"]
         if self.durable:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
         else:

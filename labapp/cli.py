@@ -22,6 +22,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from labapp import rundir
 from labapp import runstate
 from labapp.config import WORKER_TYPES, ConfigError, LabConfig, check_redis_url, default_run_root
 
@@ -48,7 +49,8 @@ def _redis_url(text: str) -> str:
 def cmd_start(args: argparse.Namespace) -> int:
     from labapp import Lab
     lab = Lab.start(workers=args.workers, worker_type=args.worker_type,
-                    web_threads=args.web_threads, name=args.name, web_port=args.port)
+                    web_threads=args.web_threads, name=args.name, web_port=args.port,
+                    run_root=args.run_root)
     print(f"monitor: {lab.url}monitor · stop with Ctrl-C (or `labapp stop {lab.name}`)")
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
@@ -65,14 +67,22 @@ def cmd_start(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checked_root(root: Path) -> Path:
+    """The run root, refused (ConfigError) when another user could have planted it."""
+    if os.path.lexists(root):
+        rundir.check_private_dir(root, mode_0700=False)
+    return root
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    rows = runstate.read_all(args.run_root)
+    rows = runstate.read_all(_checked_root(args.run_root))
     if not rows:
         print(f"no labs in {args.run_root}")
         return 0
     for path, state in rows:
         owner = state.get("owner") or {}
-        alive = "running" if runstate.is_alive(owner) else "stale (owner gone)"
+        alive = ("running" if runstate.owner_alive(args.run_root, path.parent.name)
+                 else "stale (owner gone)")
         kids = ", ".join(f"{k} {v['pid']}" for k, v in state.get("children", {}).items()
                          if v and runstate.is_alive(v))
         print(f"{state.get('name')}: {alive}; owner pid {owner.get('pid')}; {kids or 'no processes'}"
@@ -81,7 +91,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    rows = runstate.read_all(args.run_root)
+    rows = runstate.read_all(_checked_root(args.run_root))
     names = set(args.names)
     unknown = names - {s.get("name") for _, s in rows}
     for name in sorted(unknown):
@@ -96,18 +106,16 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    env = dict(os.environ, LAB_NAME=args.name, LAB_REDIS_URL=args.redis_url, LAB_ROLE="worker",
-               LAB_WORKER_PREFIX=f"{socket.gethostname().split('.')[0]}-{os.getpid()}/",
-               PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])))
-    if args.tasks:
-        env["LAB_TASK_MODULES"] = args.tasks
+    from labapp.supervisor import child_env
+    env = child_env(args.name, args.redis_url, "worker", filter(None, args.tasks.split(",")))
+    env["LAB_WORKER_PREFIX"] = f"{socket.gethostname().split('.')[0]}-{os.getpid()}/"
     env.pop("LAB_PARENT_PID", None)
     from labapp.broker import ping
     if not ping(args.redis_url, timeout=2.0):
         print(f"no server answers at {args.redis_url}: copy the URL from lab.status()['redis_url']",
               file=sys.stderr)
         return 2
-    from labapp.stack import consumer_command
+    from labapp.supervisor import consumer_command
     cmd = consumer_command(args.workers, args.worker_type)
     print(f"worker for lab {args.name} on {args.redis_url}: {args.workers} {args.worker_type} "
           "worker(s); Ctrl-C stops it after running tasks finish", flush=True)
@@ -130,11 +138,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         checks.append((f"server binary: {exc}", False, "see the message"))
     try:
         cfg = LabConfig.from_env(run_root=args.run_root)
-        cfg.run_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        rundir.ensure_root(cfg.run_root, strict=cfg.run_root == default_run_root())
         probe = cfg.run_root / ".doctor"
         probe.write_text("ok")
         probe.unlink()
-        checks.append((f"run dir {cfg.run_root} is writable", True, ""))
+        checks.append((f"run dir {cfg.run_root} is private and writable", True, ""))
     except (ConfigError, OSError) as exc:
         checks.append((f"run dir: {exc}", False, "set LAB_RUN_DIR to a short writable folder"))
     try:

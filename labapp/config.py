@@ -6,6 +6,7 @@ what to do, because the people reading it are learners, not operators.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tempfile
@@ -25,9 +26,93 @@ class ConfigError(ValueError):
     """A setting is wrong; the message is one line saying how to fix it."""
 
 
-def default_run_root() -> Path:
-    """Where labs keep their sockets, logs and pidfiles (short, so socket paths fit)."""
-    return Path(tempfile.gettempdir()) / f"queue-lab-{os.getuid()}"
+def default_run_root(env: dict[str, str] | None = None) -> Path:
+    """Where labs keep their sockets, logs and state files (short, so socket paths fit).
+
+    ``$XDG_RUNTIME_DIR/queue-lab`` when the session has a private runtime dir (systemd makes
+    ``/run/user/<uid>``, mode 0700, owned by the user); otherwise a per-user folder in the
+    temp dir, which :func:`labapp.rundir.ensure_root` checks before every use.
+    """
+    env = os.environ if env is None else env
+    xdg = env.get("XDG_RUNTIME_DIR", "").strip()
+    if xdg and os.path.isabs(xdg):
+        try:
+            st = os.lstat(xdg)
+        except OSError:
+            st = None
+        if st is not None and _private_dir(st):
+            return Path(xdg) / "queue-lab"
+    tmp = env.get("TMPDIR", "").strip() or tempfile.gettempdir()
+    return Path(tmp) / f"queue-lab-{os.getuid()}"
+
+
+def _private_dir(st: os.stat_result) -> bool:
+    import stat
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
+def available_cpus() -> int:
+    """CPUs this process may really use: its affinity mask, capped by a cgroup CPU quota.
+
+    ``os.cpu_count()`` counts the machine's CPUs; a container (Binder, a hub) or ``taskset``
+    usually allows fewer. Reads ``cpu.max`` (cgroup v2) or ``cpu.cfs_quota_us`` (v1) of this
+    process's cgroup and its parents; the quota is rounded up (1.5 CPUs count as 2).
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS has no affinity API
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_cpu_limit()
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota)))
+    return max(1, cpus)
+
+
+def _cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup"),
+                      proc_cgroup: Path = Path("/proc/self/cgroup")) -> float | None:
+    """The smallest CPU quota (in CPUs) on this process's cgroup path, None when unlimited."""
+    limits: list[float] = []
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, rel = parts
+        if controllers == "":  # cgroup v2: cpu.max = "<quota|max> <period>"
+            base, files = root, ("cpu.max",)
+        elif "cpu" in controllers.split(","):  # cgroup v1
+            base = root / controllers if (root / controllers).is_dir() else root / "cpu"
+            files = ("cpu.cfs_quota_us", "cpu.cfs_period_us")
+        else:
+            continue
+        folder = base / rel.lstrip("/")
+        for candidate in (folder, *folder.parents):
+            if not str(candidate).startswith(str(base)):
+                break
+            limit = _read_limit(candidate, files)
+            if limit is not None:
+                limits.append(limit)
+    return min(limits) if limits else None
+
+
+def _read_limit(folder: Path, files: tuple[str, ...]) -> float | None:
+    try:
+        if len(files) == 1:
+            quota, period = (folder / files[0]).read_text().split()[:2]
+        else:
+            quota, period = ((folder / f).read_text().strip() for f in files)
+    except (OSError, ValueError):
+        return None
+    if quota in ("max", "-1"):
+        return None
+    try:
+        q, p = int(quota), int(period)
+    except ValueError:
+        return None
+    return q / p if q > 0 and p > 0 else None
 
 
 def default_name() -> str:
@@ -62,6 +147,9 @@ class LabConfig:
     task_modules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        # A relative LAB_RUN_DIR would mean something else in every child's working dir.
+        if isinstance(self.run_root, (str, os.PathLike)):
+            object.__setattr__(self, "run_root", Path(self.run_root).expanduser().absolute())
         validate(self)
 
     @property

@@ -18,6 +18,7 @@ import json
 import logging
 import multiprocessing
 import os
+import socket
 import threading
 import time
 from typing import Any, Iterable, Iterator
@@ -77,6 +78,41 @@ def worker_label() -> str:
     return prefix + name.lower()
 
 
+_tag: tuple[int, str] = (0, "")
+
+
+def process_tag() -> str:
+    """``pid|start time|host`` of the calling process: who a worker is, beyond a bare pid.
+
+    A pid alone can be reused by an unrelated process, or belong to a worker on another
+    host; the start time and host name tell them apart.
+    """
+    global _tag
+    pid = os.getpid()
+    if _tag[0] != pid:
+        try:
+            started = repr(psutil.Process(pid).create_time())
+        except psutil.Error:  # pragma: no cover - we are alive
+            started = "0"
+        _tag = (pid, f"{pid}|{started}|{socket.gethostname()}")
+    return _tag[1]
+
+
+def process_alive(pid: int, started: float | None, host: str | None) -> bool | None:
+    """Whether the process a tag names still exists: None when it is on another host (unknown).
+
+    Like ``psutil.pid_exists`` (a process not yet reaped still counts), but a pid now used
+    by a process started at another time is not the same process.
+    """
+    if host is not None and host != socket.gethostname():
+        return None
+    try:
+        proc = psutil.Process(pid)
+        return started is None or abs(proc.create_time() - started) < 0.01
+    except psutil.Error:
+        return False
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= DETAIL_MAX else text[: DETAIL_MAX - 1] + "…"
@@ -95,10 +131,11 @@ def build_fields(signal: str, task: Any, exc: BaseException | None = None,
         detail = ""
     return {"k": signal, "i": task.id, "n": task.name, "w": worker_label(),
             "p": str(os.getpid()), "t": repr(time.time() if now is None else now),
-            "r": str(task.retries or 0), "d": detail}
+            "r": str(task.retries or 0), "d": detail,
+            "c": process_tag().split("|", 1)[1]}
 
 
-FIELDS = ("k", "i", "n", "w", "p", "t", "r", "d")
+FIELDS = ("k", "i", "n", "w", "p", "t", "r", "d", "c")
 # One script call records a whole batch, passed as one JSON argument: json.dumps runs in C,
 # so the worker process (whose GIL the task threads need) spends almost nothing on events;
 # the server does the unpacking on its own core.
@@ -107,7 +144,7 @@ local done = {}
 for _, kind in ipairs(cjson.decode(ARGV[2])) do done[kind] = true end
 local batch = cjson.decode(ARGV[3])
 for _, e in ipairs(batch) do
-  local k, i, n, w, p, t, r, d = e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8]
+  local k, i, n, w, p, t, r, d, c = e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9]
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
              'k', k, 'i', i, 'n', n, 'w', w, 'p', p, 't', t, 'r', r, 'd', d)
   -- an error that will be retried is not a final state: record it as retrying at once
@@ -116,7 +153,9 @@ for _, e in ipairs(batch) do
   redis.call('HSET', KEYS[2], i, state)
   redis.call('HINCRBY', KEYS[3], k, 1)
   if k == 'executing' then
-    redis.call('HSET', KEYS[4], w .. '@' .. p, i .. '|' .. n .. '|' .. t .. '|' .. p)
+    local v = i .. '|' .. n .. '|' .. t .. '|' .. p
+    if c ~= '' then v = v .. '|' .. c end  -- the worker's start time and host
+    redis.call('HSET', KEYS[4], w .. '@' .. p, v)
   elseif done[k] then
     redis.call('HDEL', KEYS[4], w .. '@' .. p)
   end
@@ -134,7 +173,7 @@ def write(conn: redis.Redis, name: str, batch: list[dict[str, str]]) -> int:
     if script is None:
         script = _scripts[id(conn)] = conn.register_script(_RECORD_LUA)
     k = keys(name)
-    packed = json.dumps([[fields[f] for f in FIELDS] for fields in batch])
+    packed = json.dumps([[fields.get(f, "") for f in FIELDS] for fields in batch])
     return int(script(keys=[k["stream"], k["state"], k["counts"], k["busy"]],
                       args=[STREAM_MAXLEN, _DONE_JSON, packed]))
 
@@ -293,11 +332,17 @@ class Busy:
     task: str
     since: float   #: ``time.time()`` of its ``executing`` event
     pid: int       #: the worker process
+    started: float | None = None  #: that process's start time (tells a reused pid apart)
+    host: str | None = None       #: the host it runs on
 
     @property
     def lost(self) -> bool:
-        """True when the worker process died: the task will never finish (same host only)."""
-        return not psutil.pid_exists(self.pid)
+        """True when the worker process died: the task will never finish.
+
+        Decided by pid *and* start time on this host; a worker on another host is never
+        declared lost from here (its death cannot be seen).
+        """
+        return process_alive(self.pid, self.started, self.host) is False
 
 
 def busy(conn: redis.Redis, name: str) -> list[Busy]:
@@ -309,8 +354,10 @@ def parse_busy(raw: dict[bytes, bytes]) -> list[Busy]:
     """The busy hash as read with HGETALL (e.g. inside a pipeline) as :class:`Busy` records."""
     out = []
     for field, value in raw.items():
-        task_id, task, since, pid = value.decode().split("|")
-        out.append(Busy(field.decode().rsplit("@", 1)[0], task_id, task, float(since), int(pid)))
+        task_id, task, since, pid, *tag = value.decode().split("|")
+        started, host = (float(tag[0]), tag[1]) if len(tag) == 2 else (None, None)
+        out.append(Busy(field.decode().rsplit("@", 1)[0], task_id, task, float(since), int(pid),
+                        started, host))
     return out
 
 

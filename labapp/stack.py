@@ -1,18 +1,19 @@
-"""``Lab``: start, watch and stop the broker, the Flask app and the Huey workers.
+"""``Lab``: the learner-facing API of one running lab (start, scale, enqueue, wait, stop).
 
-``Lab.start()`` returns the lab already running in this process when the settings match
-(re-running a notebook cell is safe), restarts it when they changed, and cleans up labs
-left behind by dead kernels. Children live in their own sessions and die with this process.
+The processes themselves are run by :class:`labapp.supervisor.Supervisor` (run dir, lock,
+children); ``Lab`` adds what a notebook needs: idempotent starts (re-running the start cell
+keeps the lab, or says in its status line what it restarted and what that lost), graceful
+restarts, the task API and readable status. Every lifecycle call holds the lab's lock, so two
+threads (a widget and a cell) can never leave two consumers behind.
 """
 from __future__ import annotations
 
 import atexit
 import dataclasses
 import importlib
-import json
+import importlib.util
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,27 +22,25 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-import psutil
 import redis
 
 from labapp import events
 from labapp import procs
-from labapp import runstate
 from labapp import tasks
 from labapp.broker import Broker
 from labapp.broker import BrokerError
 from labapp.config import ConfigError, LabConfig
+from labapp.supervisor import GRACEFUL_TIMEOUT  # noqa: F401 - re-exported
+from labapp.supervisor import START_TIMEOUT  # noqa: F401 - re-exported
+from labapp.supervisor import LabError
+from labapp.supervisor import Supervisor
+from labapp.supervisor import consumer_command  # noqa: F401 - re-exported
+from labapp.supervisor import cleanup_stale as _cleanup_stale
 
 logger = logging.getLogger(__name__)
 
-START_TIMEOUT = 20.0
-GRACEFUL_TIMEOUT = 5.0   # huey_consumer -t: how long a graceful stop waits for running tasks
 _LABS: dict[str, "Lab"] = {}
 _LOCK = threading.RLock()
-
-
-class LabError(RuntimeError):
-    """A lab process failed; the message says what happened and includes its last log lines."""
 
 
 class _Either:
@@ -57,24 +56,19 @@ class _Either:
         return self.inst_fn.__get__(obj, cls)
 
 
-def consumer_command(workers: int, worker_type: str, *, shutdown_timeout: float = GRACEFUL_TIMEOUT,
-                     health_check: float | None = None) -> list[str]:
-    """Huey's own consumer run on ``labapp.worker.huey`` (demo tasks plus learner modules).
+class LogText(str):
+    """Log lines that a notebook shows as lines (its ``repr`` is the text itself)."""
 
-    :param shutdown_timeout: seconds a graceful stop (SIGINT) waits for running tasks;
-        without ``-t`` Huey would wait forever.
-    :param health_check: seconds between Huey's checks that replace dead process workers.
-    """
-    cmd = [sys.executable, "-m", "huey.bin.huey_consumer", "labapp.worker.huey",
-           "-w", str(workers), "-k", worker_type, "-t", str(shutdown_timeout)]
-    if health_check is not None:
-        cmd += ["-c", str(health_check)]
-    return cmd + ["-n", "-S"]  # no periodic tasks; simple log lines
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
 
 
 def cleanup_stale(run_root: Path) -> list[str]:
-    """Kill and remove labs whose owning process died; keeps run dirs of this process's labs."""
-    return runstate.cleanup_stale(run_root, keep=_LABS)
+    """Kill and remove labs nobody owns any more; never touches this process's labs."""
+    return _cleanup_stale(Path(run_root), keep=_LABS)
 
 
 class Lab:
@@ -84,20 +78,47 @@ class Lab:
     """
 
     def __init__(self, config: LabConfig) -> None:
-        self.config = config
-        self.broker = Broker(config.run_dir, url=config.redis_url, durable=config.durable)
-        self.web: subprocess.Popen[bytes] | None = None
-        self.consumer: subprocess.Popen[bytes] | None = None
-        self.port: int | None = None
+        self._sup = Supervisor(config)
         self.started_in: float | None = None
+        self._lock = threading.RLock()
         self._client: redis.Redis | None = None
+
+    # Parts of the lab, as attributes (read them; change them through the methods).
+    @property
+    def config(self) -> LabConfig:
+        """The settings the lab runs with now (after scale(), load_tasks(), ...)."""
+        return self._sup.config
+
+    @config.setter
+    def config(self, value: LabConfig) -> None:
+        self._sup.config = value
+
+    @property
+    def broker(self) -> Broker:
+        return self._sup.broker
+
+    @property
+    def web(self) -> subprocess.Popen[bytes] | None:
+        return self._sup.web
+
+    @property
+    def consumer(self) -> subprocess.Popen[bytes] | None:
+        return self._sup.consumer
+
+    @property
+    def port(self) -> int | None:
+        return self._sup.port
 
     # ------------------------------------------------------------------ start / stop
     @classmethod
     def _start_new(cls, workers: int | None = None, worker_type: str | None = None,
                    web_threads: int | None = None, name: str | None = None,
                    **settings: Any) -> "Lab":
-        """Start a lab (or return the one this process already runs with these settings).
+        """Start a lab, or keep the one this process already runs under that name.
+
+        Re-running the start cell is safe: a running lab is kept, and only what the cell
+        changes is restarted (workers, web app, server), each named in the status line
+        with what the restart lost (e.g. queued tasks when the server restarts).
 
         :param workers: Huey workers (default 2, or ``LAB_WORKERS``); 0 starts none.
         :param worker_type: ``"thread"`` (default) or ``"process"`` (``LAB_WORKER_TYPE``).
@@ -111,17 +132,23 @@ class Lab:
                                     web_threads=web_threads, name=name, **settings)
         with _LOCK:
             running = _LABS.get(config.name)
+            note = "started"
             if running is not None:
-                if running.config == config and running.healthy():
-                    running._announce(quiet, reused=True)
+                changes = running._adopt(config, quiet)
+                if changes is not None:
+                    running._announce(quiet, note="; ".join(changes) or "already running")
                     return running
-                if not quiet:
-                    print(f"{config.name}: settings changed or a process died, restarting the lab")
-                running.stop()
+                lost = running._queued_summary()
+                diff = running._diff(config)
+                why = "a part of it had stopped" if diff == "none" else f"settings changed ({diff})"
+                note = f"{why}: restarted the whole lab{lost}"
+                running.stop(quiet=True)
             lab = cls(config)
-            lab._launch()
+            t0 = time.perf_counter()
+            lab._sup.launch(keep=_LABS)
+            lab.started_in = time.perf_counter() - t0
             _LABS[config.name] = lab
-        lab._announce(quiet)
+        lab._announce(quiet, note=f"{note} in {lab.started_in:.2f} s")
         return lab
 
     def _restart(self, quiet: bool = False) -> "Lab":
@@ -130,121 +157,134 @@ class Lab:
 
     start = _Either(_start_new, _restart)
 
-    def _launch(self) -> None:
-        t0 = time.perf_counter()
-        cfg = self.config
-        cleanup_stale(Path(cfg.run_root))
-        Path(cfg.run_root).mkdir(mode=0o700, parents=True, exist_ok=True)
-        state_path = cfg.run_dir / runstate.STATE_FILE
-        if state_path.exists():
-            state = json.loads(state_path.read_text())
-            if runstate.is_alive(state.get("owner")):
-                raise ConfigError(f"a lab named {cfg.name!r} is already running in process "
-                                  f"{state['owner']['pid']}: pick another name= or stop it there")
-        if not cfg.external:
-            shutil.rmtree(cfg.run_dir, ignore_errors=True)
-        cfg.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(cfg.run_dir, 0o700)
-        self._save_state()
+    def _diff(self, config: LabConfig) -> str:
+        old = dataclasses.asdict(self.config)
+        new = dataclasses.asdict(config)
+        return ", ".join(f"{k} {old[k]!r} → {new[k]!r}" for k in new if new[k] != old[k]) or "none"
+
+    def _queued_summary(self) -> str:
+        """``": N queued tasks lost"`` when a server restart would drop them, else ''."""
+        if self.config.external or not self.broker.running:
+            return ""
         try:
-            self.broker.start()
-            self.redis.delete(self._key("workers"))
-            tasks.bind(cfg.name, self.redis_url)
-            self._spawn_web()
-            self._spawn_consumer()
-            self._wait_web()
-            self._wait_workers()
-        except BaseException:
-            self.stop()
-            raise
-        self._save_state()
-        self.started_in = time.perf_counter() - t0
+            n = self.queue_length()
+        except Exception:  # noqa: BLE001 - a dead server has nothing to count
+            return ""
+        if self.config.durable:
+            return f"; {n} queued task(s) kept on disk" if n else ""
+        return f"; {n} queued task(s) lost" if n else "; the queue was empty"
 
-    def _child_env(self, role: str) -> dict[str, str]:
-        env = dict(os.environ)
-        cwd = os.getcwd()
-        env.update(LAB_NAME=self.config.name, LAB_REDIS_URL=self.redis_url, LAB_ROLE=role,
-                   LAB_PARENT_PID=str(os.getpid()), PYTHONUNBUFFERED="1",
-                   LAB_TASK_MODULES=",".join(self.config.task_modules),
-                   PYTHONPATH=os.pathsep.join(filter(None, [cwd, env.get("PYTHONPATH")])))
-        return env
+    def _adopt(self, config: LabConfig, quiet: bool) -> list[str] | None:
+        """Bring this running lab to ``config`` in place; the changes made, or None when
+        only a full restart can (another server or run root, or the server died)."""
+        with self._lock:
+            old = self.config
+            if (config.redis_url, config.run_root) != (old.redis_url, old.run_root) \
+                    or not self.broker.running or not self._sup.lock.held:
+                return None
+            # Task modules loaded with load_tasks() stay loaded: the cell only adds to them.
+            modules = tuple(dict.fromkeys((*old.task_modules, *config.task_modules)))
+            config = dataclasses.replace(config, task_modules=modules)
+            changes: list[str] = []
+            if config.durable != old.durable:
+                if config.external:
+                    return None
+                n = self.queue_length()
+                self.set_durable(config.durable)
+                mode = "durable (AOF, fsync always)" if config.durable else "in memory only"
+                changes.append(f"server restarted {mode}: its data is gone ({n} queued task(s) lost)")
+            web_dead = self.web is None or self.web.poll() is not None
+            if web_dead or config.web_threads != old.web_threads or config.web_port != old.web_port:
+                why = ("it had stopped" if web_dead else f"port {config.web_port or 'any free'}"
+                       if config.web_port != old.web_port else f"{config.web_threads} threads")
+                self.config = dataclasses.replace(self.config, web_port=config.web_port)
+                if web_dead or config.web_port != old.web_port:
+                    self._sup.port = None  # listen on the port the cell asks for
+                self.restart_web(config.web_threads)
+                changes.append(f"web app restarted ({why}; nothing lost)")
+            consumer_dead = old.workers > 0 and not self._sup.consumer_alive()
+            if consumer_dead or (config.workers, config.worker_type, config.task_modules) != \
+                    (old.workers, old.worker_type, old.task_modules):
+                self.config = dataclasses.replace(self.config, workers=config.workers,
+                                                  worker_type=config.worker_type,
+                                                  task_modules=config.task_modules)
+                self._restart_workers(quiet)
+                why = ("a worker process had died" if consumer_dead else
+                       f"{old.workers} → {config.workers} {config.worker_type} workers")
+                changes.append(f"workers restarted ({why}; queued tasks kept)")
+            self.config = config
+            return changes
 
-    def _spawn_web(self) -> None:
-        port_file = self.config.run_dir / "web.port"
-        port_file.unlink(missing_ok=True)
-        self.web = procs.spawn(
-            [sys.executable, "-m", "labapp.web", "--port", str(self.config.web_port),
-             "--threads", str(self.config.web_threads), "--port-file", str(port_file)],
-            log_path=self.config.run_dir / "web.log", env=self._child_env("web"))
+    def stop(self, quiet: bool = False) -> None:
+        """Stop workers, web app and server at once (running tasks are cut short). Safe to repeat.
 
-    def _wait_web(self) -> None:
-        port_file = self.config.run_dir / "web.port"
-        ok = procs.wait_until(lambda: self.web.poll() is not None or port_file.exists(),
-                              START_TIMEOUT)
-        if not ok or self.web.poll() is not None:
-            raise LabError(f"the Flask app did not start; last lines of web.log:\n"
-                           f"{procs.tail(self.config.run_dir / 'web.log')}")
-        self.port = int(port_file.read_text())
-
-    def _spawn_consumer(self) -> None:
-        if self.config.workers == 0:
-            self.consumer = None
-            return
-        self.consumer = procs.spawn(
-            consumer_command(self.config.workers, self.config.worker_type,
-                             shutdown_timeout=GRACEFUL_TIMEOUT, health_check=1),
-            log_path=self.config.run_dir / "worker.log", env=self._child_env("worker"))
-
-    def _wait_workers(self) -> None:
-        if self.consumer is None:
-            return
-        want = self.config.workers
-        ok = procs.wait_until(lambda: self.consumer.poll() is not None
-                              or len(self._worker_pids()) >= want, START_TIMEOUT)
-        if not ok or self.consumer.poll() is not None:
-            raise LabError(f"the Huey workers did not start; last lines of worker.log:\n"
-                           f"{procs.tail(self.config.run_dir / 'worker.log')}")
-
-    def stop(self) -> None:
-        """Stop workers, web app and server (at once, no waiting for running tasks). Safe to repeat."""
+        Prints one line saying what it stopped (unless ``quiet``).
+        """
+        with self._lock:
+            was_running = self._sup.lock.held
+            parts = []
+            if self._sup.consumer_alive():
+                parts.append(f"{self.config.workers} {self.config.worker_type} worker(s)")
+            if self.web is not None and self.web.poll() is None:
+                parts.append("the web app")
+            lost = self._queued_summary() if was_running else ""
+            if self.broker.pid is not None:
+                parts.append("the server")
+            try:
+                if self.config.external and self.broker.running and was_running:
+                    self._forget_keys()
+            finally:
+                self._sup.stop()
+                if self._client is not None:
+                    self._client.close()
+                    self._client = None
+                self._sup.close_client()
+                tasks.unbind(self.config.name)
         with _LOCK:
-            procs.stop_group(self.consumer, signal.SIGTERM, grace=1.0)
-            procs.stop_group(self.web, signal.SIGTERM, grace=1.0)
-            if self.config.external and self.broker.running:
-                self._forget_keys()
-            self.broker.stop()
-            if self._client is not None:
-                self._client.close()
-                self._client = None
-            tasks.unbind(self.config.name)
-            (self.config.run_dir / runstate.STATE_FILE).unlink(missing_ok=True)
             if _LABS.get(self.config.name) is self:
                 del _LABS[self.config.name]
+        if not quiet and was_running:
+            what = ", ".join(parts) or "nothing was running"
+            print(f"{self.name}: stopped {what}{lost}")
 
     def __enter__(self) -> "Lab":
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.stop()
+        self.stop(quiet=True)
 
     # ------------------------------------------------------------------ workers
     def scale(self, workers: int, worker_type: str | None = None) -> "Lab":
         """Run ``workers`` workers from now on (graceful: running tasks finish, queued ones stay)."""
-        config = dataclasses.replace(self.config, workers=workers,
-                                     worker_type=worker_type or self.config.worker_type)
-        if config == self.config and self._consumer_alive():
-            return self
-        self.config = config
-        return self.restart_workers()
+        with self._lock:
+            config = dataclasses.replace(self.config, workers=workers,
+                                         worker_type=worker_type or self.config.worker_type)
+            if config == self.config and (workers == 0 or self._sup.consumer_alive()):
+                return self
+            self.config = config
+            return self.restart_workers()
 
     def restart_workers(self) -> "Lab":
-        """Gracefully stop the workers (running tasks finish, queued tasks stay) and start new ones."""
-        procs.stop_group(self.consumer, signal.SIGINT, grace=GRACEFUL_TIMEOUT + 2)
-        self.redis.delete(self._key("workers"))
-        self._spawn_consumer()
-        self._wait_workers()
-        self._save_state()
-        return self
+        """Gracefully stop the workers and start new ones.
+
+        Running tasks finish first (the wait covers the longest task the lab allows, with a
+        progress line while it lasts); queued tasks stay in the queue.
+        """
+        with self._lock:
+            self._restart_workers(quiet=False)
+            return self
+
+    def _restart_workers(self, quiet: bool) -> None:
+        self._require_running()
+
+        def report(line: str, last: bool) -> None:
+            if not quiet:
+                print("\r" + line, end="\n" if last else "", flush=True)
+        self._sup.restart_consumer(report)
+
+    def _require_running(self) -> None:
+        if not self._sup.lock.held:
+            raise LabError(f"lab {self.name} is stopped: start it again with lab.start()")
 
     # ------------------------------------------------------------------ broker (durability lesson)
     def set_durable(self, durable: bool) -> "Lab":
@@ -252,55 +292,62 @@ class Lab:
 
         Switching restarts the server: in-memory data is lost. Clients reconnect by themselves.
         """
-        durable = bool(durable)
-        if durable == self.broker.durable and self.broker.running:
+        with self._lock:
+            durable = bool(durable)
+            if durable == self.broker.durable and self.broker.running:
+                return self
+            if self.config.external:
+                raise BrokerError(f"cannot switch the persistence of an external server "
+                                  f"({self.redis_url}): unset REDIS_URL to let the lab start its own")
+            self._require_running()
+            self.broker.stop()
+            self.broker.durable = durable
+            self.broker.start()
+            self.config = dataclasses.replace(self.config, durable=durable)
+            self._sup.save_state()
             return self
-        if self.config.external:
-            raise BrokerError(f"cannot switch the persistence of an external server "
-                              f"({self.redis_url}): unset REDIS_URL to let the lab start its own")
-        self.broker.stop()
-        self.broker.durable = durable
-        self.broker.start()
-        self.config = dataclasses.replace(self.config, durable=durable)
-        self._save_state()
-        return self
 
     def crash_broker(self) -> float:
         """SIGKILL the private server as a power cut would, start it again; returns seconds it was down."""
-        t0 = time.perf_counter()
-        self.broker.restart()
-        self._save_state()  # the server has a new pid: keep the stale-lab cleanup accurate
-        return time.perf_counter() - t0
+        with self._lock:
+            self._require_running()
+            t0 = time.perf_counter()
+            self.broker.restart()
+            self._sup.save_state()  # the server has a new pid: keep the stale-lab cleanup accurate
+            return time.perf_counter() - t0
 
     def restart_web(self, web_threads: int | None = None) -> "Lab":
         """Restart the Flask process, optionally with a different request-thread pool size."""
-        config = dataclasses.replace(self.config, web_threads=web_threads or self.config.web_threads)
-        procs.stop_group(self.web, signal.SIGTERM, grace=1.0)
-        self.config = dataclasses.replace(config, web_port=self.port or config.web_port)
-        self._spawn_web()
-        self._wait_web()
-        self.config = config
-        self._save_state()
-        return self
+        with self._lock:
+            self._require_running()
+            self._sup.restart_web(web_threads or self.config.web_threads)
+            return self
 
     def kill_worker(self, index: int = 0, sig: int = signal.SIGKILL) -> int:
         """Send ``sig`` to worker ``index`` as a crash would; returns the pid signalled.
 
         Thread workers share one consumer process, so this signals that process (all of
         them). A process worker dies alone, and Huey's consumer starts a replacement
-        within about a second.
+        within about a second. Only processes this lab started are ever signalled: a worker
+        started elsewhere (``labapp worker``) is refused.
         """
-        pids = self.status()["workers"]
-        if not pids:
-            raise LabError("no worker is running: start some with lab.scale(2)")
-        if not 0 <= index < len(pids):
-            raise ValueError(f"worker index {index} is out of range: use 0 to {len(pids) - 1}")
-        pid = pids[index]
-        if self.config.worker_type == "thread":
-            procs.signal_group(pid, sig)
-        else:
-            os.kill(pid, sig)
-        return pid
+        with self._lock:
+            workers = self._sup.workers()
+            if not workers:
+                raise LabError("no worker is running: start some with lab.scale(2)")
+            if not 0 <= index < len(workers):
+                raise ValueError(f"worker index {index} is out of range: use 0 to {len(workers) - 1}")
+            worker = workers[index]
+            if not worker["ours"]:
+                raise LabError(f"{worker['name']} (pid {worker['pid']}) was not started by this "
+                               "lab (e.g. `labapp worker` in a terminal): stop it where it runs")
+            consumer = self.consumer
+            assert consumer is not None
+            if self.config.worker_type == "thread" or worker["pid"] == consumer.pid:
+                procs.signal_group(consumer.pid, sig)
+                return consumer.pid
+            os.kill(worker["pid"], sig)
+            return int(worker["pid"])
 
     def worker_command(self, workers: int = 1) -> str:
         """The shell command that starts extra workers for this lab from another terminal."""
@@ -308,15 +355,10 @@ class Lab:
                 f"--redis-url '{self.redis_url}' -w {workers}")
 
     def _consumer_alive(self) -> bool:
-        return self.consumer is not None and self.consumer.poll() is None
+        return self._sup.consumer_alive()
 
     def _worker_pids(self) -> dict[str, int]:
-        raw = self.redis.hgetall(self._key("workers"))
-        live = {}
-        for label, pid in raw.items():
-            if psutil.pid_exists(int(pid)):
-                live[label.decode()] = int(pid)
-        return dict(sorted(live.items(), key=lambda kv: int(kv[0].rsplit("-", 1)[-1])))
+        return {w["name"]: w["pid"] for w in self._sup.workers()}
 
     # ------------------------------------------------------------------ tasks
     def enqueue(self, task: str, **params: Any) -> Any:
@@ -331,49 +373,76 @@ class Lab:
         return [self.enqueue(task, **params) for _ in range(count)]
 
     def load_tasks(self, module: str) -> Any:
-        """Import learner module ``module`` here and in the workers (restarting them); returns it."""
+        """Import learner module ``module`` here and in the workers (restarting them); returns it.
+
+        The module is found next to the notebook (the working directory). Workers look there
+        *after* the installed libraries, so a module named like one (``redis``, ``flask``)
+        is refused instead of silently replacing it.
+        """
         if module.endswith(".py"):
             module = module[:-3]
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        tasks.bind(self.config.name, self.redis_url)
-        try:
+        if not module.isidentifier():
+            raise ConfigError(f"task module {module!r} is not an importable module name: "
+                              "use a file name without .py, e.g. 'mytasks'")
+        here = os.getcwd()
+        with self._lock:
+            self._require_running()
             if module in sys.modules:
-                for name, wrapper in list(tasks.huey._registry._registry.items()):
-                    if name.startswith(module + "."):
-                        tasks.huey._registry.unregister(wrapper)
-                loaded = importlib.reload(sys.modules[module])
+                spec = getattr(sys.modules[module], "__spec__", None)
             else:
-                loaded = importlib.import_module(module)
-        except ModuleNotFoundError:
-            raise ConfigError(f"no module {module!r} next to the notebook ({os.getcwd()}): "
-                              f"write it first, e.g. with %%writefile {module}.py") from None
-        except SyntaxError as exc:
-            raise ConfigError(f"{module}.py line {exc.lineno}: {exc.msg}: fix it and run "
-                              "load_tasks again") from None
-        modules = tuple(dict.fromkeys((*self.config.task_modules, module)))
-        self.config = dataclasses.replace(self.config, task_modules=modules)
-        self.restart_workers()
-        return loaded
+                spec = importlib.util.find_spec(module)
+            origin = getattr(spec, "origin", None) or ""
+            if spec is not None and not origin.startswith(here + os.sep):
+                raise ConfigError(f"{module!r} is already the name of an installed module "
+                                  f"({origin or 'built in'}): rename {module}.py, e.g. to "
+                                  f"my_{module}.py")
+            if here not in sys.path:
+                sys.path.insert(0, here)
+            tasks.bind(self.config.name, self.redis_url)
+            try:
+                if module in sys.modules:
+                    for name, wrapper in list(tasks.huey._registry._registry.items()):
+                        if name.startswith(module + "."):
+                            tasks.huey._registry.unregister(wrapper)
+                    loaded = importlib.reload(sys.modules[module])
+                else:
+                    loaded = importlib.import_module(module)
+            except ModuleNotFoundError:
+                raise ConfigError(f"no module {module!r} next to the notebook ({here}): "
+                                  f"write it first, e.g. with %%writefile {module}.py") from None
+            except SyntaxError as exc:
+                raise ConfigError(f"{module}.py line {exc.lineno}: {exc.msg}: fix it and run "
+                                  "load_tasks again") from None
+            modules = tuple(dict.fromkeys((*self.config.task_modules, module)))
+            self.config = dataclasses.replace(self.config, task_modules=modules)
+            self.restart_workers()
+            return loaded
 
     def wait(self, handles: Any, timeout: float = 30.0) -> bool:
         """Wait until every task in ``handles`` (results, ids or lists of them) has finished.
 
         Finished means complete, or failed with no retries left. Returns False on timeout,
-        or as soon as a pending task is lost: its worker process died while running it
-        (Huey does not run such a task again).
+        or as soon as a pending task can never finish: it was ``interrupted`` (its worker
+        stopped under it) or is lost (its worker process died while running it; Huey does
+        not run such a task again).
         """
         pending = set(_task_ids(handles))
         conn, name = self.redis, self.config.name
         cursor = events.last_id(conn, name)
-        done = {i for i, s in events.states(conn, name, pending).items() if s in _FINAL_STATES}
-        pending -= done
+        states = events.states(conn, name, pending)
+        if any(s in _NEVER_FINISHED for s in states.values()):
+            return False
+        pending -= {i for i, s in states.items() if s in _FINAL_STATES}
         if not pending:
             return True
+        if self.lost_tasks() & pending:
+            return False
         for event in events.follow(conn, name, cursor, timeout):
             if event is None:  # quiet for a moment: has a worker died under a pending task?
                 if self.lost_tasks() & pending:
                     return False
+            elif event.task_id in pending and event.kind in _NEVER_FINISHED:
+                return False
             elif event.terminal:
                 pending.discard(event.task_id)
                 if not pending:
@@ -451,12 +520,13 @@ class Lab:
 
     def healthy(self) -> bool:
         """True when the server, the web app and (if any) the consumer are all alive."""
-        return (self.broker.running and self.web is not None and self.web.poll() is None
+        return (self._sup.lock.held and self.broker.running and self.web is not None
+                and self.web.poll() is None
                 and (self.config.workers == 0 or self._consumer_alive()))
 
     def status(self) -> dict[str, Any]:
         """PIDs and addresses of every part: ``broker``, ``web``, ``consumer``, ``workers``."""
-        workers = self._worker_pids() if self._consumer_alive() else {}
+        workers = self._worker_pids() if self.healthy() or self._consumer_alive() else {}
         return {
             "name": self.config.name,
             "running": self.healthy(),
@@ -472,15 +542,18 @@ class Lab:
             "run_dir": str(self.config.run_dir),
         }
 
-    def logs(self, part: str | None = None, lines: int = 20) -> str:
-        """Last ``lines`` of the ``web`` or ``worker`` log (both when ``part`` is None)."""
+    def logs(self, part: str | None = None, lines: int = 20) -> LogText:
+        """Last ``lines`` of the ``web``, ``worker`` or ``redis`` log (web and worker when None).
+
+        The result is a ``str`` that a notebook displays as lines (not one quoted string).
+        """
         parts = [part] if part else ["web", "worker"]
         out = []
         for p in parts:
             if p not in ("web", "worker", "redis"):
                 raise ValueError(f"part={p!r}: use 'web', 'worker' or 'redis'")
             out.append(f"--- {p}.log\n{procs.tail(self.config.run_dir / f'{p}.log', lines)}")
-        return "\n".join(out)
+        return LogText("\n".join(out))
 
     def summary(self) -> str:
         """One line: broker, web URL, worker PIDs, run dir."""
@@ -492,11 +565,9 @@ class Lab:
                 f"{self.config.web_threads} threads) · {len(st['workers'])} "
                 f"{self.config.worker_type} workers (pids {workers}) · run dir {self.config.run_dir}")
 
-    def _announce(self, quiet: bool, reused: bool = False) -> None:
-        if quiet:
-            return
-        took = "already running" if reused else f"started in {self.started_in:.2f} s"
-        print(f"{self.summary()} · {took}")
+    def _announce(self, quiet: bool, note: str) -> None:
+        if not quiet:
+            print(f"{self.summary()} · {note}")
 
     def __repr__(self) -> str:
         state = "running" if self.healthy() else "stopped"
@@ -512,9 +583,7 @@ class Lab:
         return ".".join(("lab", self.config.name, *parts))
 
     def _save_state(self) -> None:
-        runstate.write(self.config.run_dir, self.config.name, {
-            "broker": self.broker.pid, "web": self.web and self.web.pid,
-            "consumer": self.consumer and self.consumer.pid})
+        self._sup.save_state()
 
     def _forget_keys(self) -> None:
         """On an external server, delete exactly the keys this lab created."""
@@ -528,7 +597,10 @@ class Lab:
             logger.warning("could not clean keys of %s: %s", self.config.name, exc)
 
 
-_FINAL_STATES = {"complete", "error", "revoked", "expired", "canceled", "interrupted", "locked"}
+#: States after which a task will not run again and counts as finished.
+_FINAL_STATES = {"complete", "error", "revoked", "expired", "canceled", "locked"}
+#: States after which a task will not run again although it never finished.
+_NEVER_FINISHED = {"interrupted"}
 
 
 def _task_ids(handles: Any) -> Iterable[str]:
@@ -553,6 +625,6 @@ def running_labs() -> list[Lab]:
 def _stop_all() -> None:
     for lab in list(_LABS.values()):
         try:
-            lab.stop()
+            lab.stop(quiet=True)
         except Exception:  # noqa: BLE001 - best effort at interpreter exit
             logger.exception("stopping %s at exit failed", lab.name)

@@ -23,8 +23,10 @@ from huey.exceptions import RetryTask
 
 from labapp import events
 from labapp.backoff import flaky_jitter_delay
+from labapp.consumer import LabConsumer
 
 READ_TIMEOUT = 0.25  # seconds a worker blocks on BRPOP; also bounds a graceful stop
+MAX_TASK_SECONDS = 30.0  # the longest a demo task may run (sleep, waits): restarts wait this long
 
 
 class LabNotRunning(RuntimeError):
@@ -59,7 +61,6 @@ class LabHuey(RedisHuey):
         return super().enqueue(task)
 
     def create_consumer(self, **options: Any) -> Any:
-        from labapp.worker import LabConsumer
         return LabConsumer(self, **options)
 
 
@@ -113,7 +114,11 @@ class Param:
     def check(self, task: str, field: str, value: Any) -> Any:
         """Return ``value`` if allowed, else raise ``ValueError`` with the allowed range."""
         if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # a 400-digit integer
+                raise ValueError(f"{task}: {field} is out of range "
+                                 f"({self.low} to {self.high})") from None
         if isinstance(value, bool) or not isinstance(value, self.kind):
             raise ValueError(f"{task}: {field} must be a {self.kind.__name__}, "
                              f"got {type(value).__name__}")
@@ -192,7 +197,7 @@ def noop() -> None:
     """Do nothing: measures the queue's own overhead."""
 
 
-@demo(seconds=Param(float, 1.0, 0.0, 30.0))
+@demo(seconds=Param(float, 1.0, 0.0, MAX_TASK_SECONDS))
 def sleep(seconds: float = 1.0) -> float:
     """Wait ``seconds`` (a stand-in for I/O: an API call, a slow query); returns the seconds."""
     time.sleep(seconds)

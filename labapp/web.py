@@ -5,6 +5,23 @@ Run it the way production would, behind waitress with a bounded pool of request 
     python -m labapp.web --threads 4 --port 0 --port-file web.port
 
 Every error is JSON with a one-line ``error`` message; nothing returns a traceback.
+
+Security model (a shared machine, hostile pages in the learner's browser):
+
+* **Host** — like Jupyter Server's ``check_host``: only loopback names (``127.0.0.1``,
+  ``localhost``, plus ``LAB_TRUSTED_HOSTS``) are accepted, through Flask's own host
+  validation, which defeats DNS rebinding (a rebinding page sends its own domain as Host).
+  On a hub the learner's browser is remote and reaches the app only through Jupyter's
+  authenticated proxy; a request carrying the proxy's ``X-Forwarded-Prefix`` for this very
+  app (``$JUPYTERHUB_SERVICE_PREFIX``/proxy/<port>) is accepted whatever its Host.
+* **Cross-origin** — state-changing requests (POST) are refused when the browser says they
+  come from another site (``Sec-Fetch-Site``), or, from older browsers, when ``Origin``
+  differs from ``Host`` (Jupyter Server's ``check_origin``). Scripts send neither header.
+* **JSON only** — a POST body must be ``application/json`` (else 415), so an HTML form or a
+  ``text/plain`` fetch, which browsers send without asking, cannot reach a task. Only a
+  script (no ``Origin``, no ``Sec-Fetch-*``) may keep the form label urllib and curl put on
+  every body, and its body must still be JSON. Bodies are capped by Flask's
+  ``MAX_CONTENT_LENGTH``; any malformed body is a 4xx.
 """
 from __future__ import annotations
 
@@ -17,8 +34,10 @@ import time
 from typing import Any
 
 import redis
-from flask import Blueprint, Flask, current_app, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, Request, current_app, jsonify, render_template, request
+from werkzeug.exceptions import Forbidden, HTTPException, SecurityError, UnsupportedMediaType
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from labapp import events
@@ -28,15 +47,63 @@ from labapp import tasks
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 1024
+#: Host names the app answers to directly (Jupyter Server's default ``local_hostnames``).
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 bp = Blueprint("lab", __name__)
+
+
+def trusted_hosts(env: dict[str, str] | None = None) -> list[str]:
+    """Loopback names plus ``LAB_TRUSTED_HOSTS`` (comma-separated, e.g. a hub's domain)."""
+    env = os.environ if env is None else env
+    extra = [h.strip().lower() for h in env.get("LAB_TRUSTED_HOSTS", "").split(",") if h.strip()]
+    return [*LOOPBACK_HOSTS, *extra]
+
+
+def via_jupyter_proxy(environ: dict[str, Any], hub_prefix: str | None) -> bool:
+    """True for a request jupyter-server-proxy forwarded to this app on a hub.
+
+    The proxy (``jupyter_server_proxy.handlers``) sets ``X-Forwarded-Prefix`` to
+    ``<base_url>proxy/<port>``; on a hub ``base_url`` is ``$JUPYTERHUB_SERVICE_PREFIX``.
+    """
+    if not hub_prefix:
+        return False
+    port = environ.get("SERVER_PORT", "")
+    expected = f"{hub_prefix.rstrip('/')}/proxy/{port}"
+    return bool(port) and environ.get("HTTP_X_FORWARDED_PREFIX", "").rstrip("/") == expected
+
+
+class LabRequest(Request):
+    """A request whose ``Host`` werkzeug validates against the lab's trusted hosts.
+
+    Flask checks the Host before an app context exists, so each app gets a subclass that
+    knows its config (:func:`create_app`).
+    """
+
+    lab_config: dict[str, Any] = {"LAB_HUB_PREFIX": None, "LAB_TRUSTED_HOSTS": LOOPBACK_HOSTS}
+
+    @property  # type: ignore[override]
+    def trusted_hosts(self) -> list[str] | None:
+        """Hosts werkzeug accepts (None = any, for a request through the hub's proxy)."""
+        config = self.lab_config
+        if via_jupyter_proxy(self.environ, config["LAB_HUB_PREFIX"]):
+            return None
+        return list(config["LAB_TRUSTED_HOSTS"])
+
+    @trusted_hosts.setter
+    def trusted_hosts(self, value: Any) -> None:  # Flask assigns TRUSTED_HOSTS when set
+        pass
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the lab's Flask app; ``LAB_NAME``/``LAB_REDIS_URL`` (or config keys) pick the lab."""
     app = Flask(__name__)
+    app.request_class = type("LabRequest", (LabRequest,), {"lab_config": app.config})
     app.config.from_mapping(
         LAB_NAME=os.environ.get("LAB_NAME"),
         LAB_REDIS_URL=os.environ.get("LAB_REDIS_URL"),
+        LAB_TRUSTED_HOSTS=trusted_hosts(),
+        LAB_HUB_PREFIX=os.environ.get("JUPYTERHUB_SERVICE_PREFIX"),
         MAX_CONTENT_LENGTH=MAX_BODY,
         STUCK_AFTER=stats.STUCK_AFTER,
     )
@@ -48,7 +115,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # One process may host apps of several labs (tests do): bind per request (cheap).
         app.before_request(lambda: tasks.bind(*lab))
     # Behind jupyter-server-proxy the app lives under /…/proxy/<port>/; pages use relative URLs.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)  # type: ignore[method-assign]
+    # Only the prefix is taken from X-Forwarded-*: trusting X-Forwarded-Host would let a
+    # DNS-rebinding page (which may set any header on its "same-origin" requests) pass the
+    # Host check by claiming 127.0.0.1.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=0, x_proto=0, x_host=0, x_port=0,  # type: ignore[method-assign]
+                            x_prefix=1)
+    app.before_request(_refuse_cross_site)
     app.register_blueprint(bp)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(redis.RedisError, _broker_error)
@@ -57,12 +129,42 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _http_error(exc: HTTPException) -> Any:
-    return jsonify(error=f"{exc.name}: {exc.description}"), exc.code
+    hint = ""
+    if isinstance(exc, SecurityError):  # werkzeug's refusal of an untrusted Host
+        hint = (": open the lab at 127.0.0.1 or through Jupyter's proxy, or add that name to "
+                "LAB_TRUSTED_HOSTS before starting the lab")
+    return jsonify(error=f"{exc.name}: {exc.description}{hint}"), exc.code
 
 
 def _broker_error(exc: Exception) -> Any:
     return jsonify(error=f"the queue's server is not reachable ({type(exc).__name__}): "
                          "restart the lab with lab.start()"), 503
+
+
+def _refuse_cross_site() -> None:
+    """403 for a state-changing request another site's page made; 415 for a non-JSON body."""
+    if request.method in SAFE_METHODS:
+        return
+    site = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin")
+    if site is not None:
+        cross = site not in ("same-origin", "none")
+    elif origin is not None:
+        cross = origin == "null" or urlsplit(origin.lower()).netloc != request.host.lower()
+    else:
+        cross = False  # not a browser (the notebook, curl, a test)
+    if cross:
+        raise Forbidden(f"cross-site request refused (Origin {origin or '-'}, Sec-Fetch-Site "
+                        f"{site or '-'}): use the lab's own pages or call it from the notebook")
+    if (request.content_length or request.content_type) and not request.is_json:
+        # urllib and curl label every body they send as a form; a script (no browser
+        # headers) may keep that label, its body must still be JSON. Browsers never pass.
+        script_form = (request.mimetype == "application/x-www-form-urlencoded"
+                       and origin is None and site is None
+                       and not any(h.startswith("Sec-Fetch-") for h in request.headers.keys()))
+        if not script_form:
+            raise UnsupportedMediaType(f"send JSON with 'Content-Type: application/json', not "
+                                       f"{request.mimetype or 'a body without a type'}")
 
 
 def _params() -> dict[str, Any]:
@@ -71,8 +173,9 @@ def _params() -> dict[str, Any]:
         return {}
     try:
         body = json.loads(request.get_data(cache=True))
-    except (ValueError, UnicodeDecodeError):
-        raise _BadRequest("the body is not valid JSON: send e.g. {\"seconds\": 1}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise _BadRequest("the body is not valid JSON (or nested too deeply): send e.g. "
+                          "{\"seconds\": 1}") from None
     if not isinstance(body, dict):
         raise _BadRequest("send a JSON object of parameters, e.g. {\"seconds\": 1}")
     return body

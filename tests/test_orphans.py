@@ -75,12 +75,12 @@ def test_kernel_killed_by_jupyter_leaves_no_process(run_root):
 
 def test_stale_lab_processes_are_killed_at_next_start(run_root):
     """A lab whose owner vanished without PDEATHSIG (e.g. another OS) is swept at the next start."""
+    from labapp.rundir import make_lab_dir
     from labapp.runstate import cleanup_stale, identity
     stray = subprocess.Popen(["sleep", "60"], start_new_session=True)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    folder = run_root / "stale_one"
-    folder.mkdir()
+    folder = make_lab_dir(run_root / "stale_one")
     (folder / "lab.json").write_text(json.dumps({
         "name": "stale_one",
         "owner": {"pid": dead.pid, "create_time": 1.0},

@@ -42,12 +42,26 @@ def test_start_again_returns_the_running_lab(make_lab, capsys):
     assert "already running" in capsys.readouterr().out
 
 
-def test_changed_settings_restart_the_lab(make_lab):
+def test_changed_settings_restart_only_what_changed(make_lab, capsys):
     lab = make_lab(workers=1)
-    old_web = lab.status()["web"]
-    bigger = make_lab(workers=3, name=lab.name)
-    assert bigger is not lab and len(bigger.status()["workers"]) == 3
-    assert bigger.status()["web"] != old_web and not lab.healthy()
+    old = lab.status()
+    queued = lab.enqueue("noop")  # no worker may run it before the restart: 1 worker, paused
+    bigger = make_lab(workers=3, name=lab.name, quiet=False)
+    line = capsys.readouterr().out
+    assert bigger is lab and len(bigger.status()["workers"]) == 3
+    assert bigger.status()["web"] == old["web"] and bigger.status()["broker"] == old["broker"]
+    assert "workers restarted (1 → 3 thread workers; queued tasks kept)" in line
+    assert lab.wait(queued, 10)
+
+
+def test_changed_run_root_restarts_the_whole_lab_and_says_so(make_lab, tmp_path, capsys):
+    lab = make_lab(workers=0)
+    lab.enqueue_many("noop", 3)
+    other = tmp_path / "r"
+    again = make_lab(workers=0, name=lab.name, run_root=other, quiet=False)
+    line = capsys.readouterr().out
+    assert again is not lab and not lab.healthy() and again.healthy()
+    assert "restarted the whole lab" in line and "3 queued task(s) lost" in line
 
 
 def test_instance_start_restarts_a_stopped_lab(make_lab):
