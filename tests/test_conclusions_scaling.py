@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-import importlib
-
-scaling_mod = importlib.import_module("labapp.experiments.scaling")
+from labapp import config
 from labapp.experiments.dashboard import StatsSample
 from labapp.experiments.dashboard import WatchResult
 from labapp.experiments.scaling import CpuComparison
@@ -113,18 +111,18 @@ def test_superlinear_process_run_is_explained_not_celebrated():
 
 
 def test_available_cpus_respects_affinity_and_quota(monkeypatch, tmp_path):
-    monkeypatch.setattr(scaling_mod.os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3})
-    real = scaling_mod.Path
-
-    def fake(path):
-        return real(tmp_path / "cpu.max") if str(path).endswith("cpu.max") else real(tmp_path / "x")
-    monkeypatch.setattr(scaling_mod, "Path", fake)
-    (tmp_path / "cpu.max").write_text("150000 100000\n")
-    assert scaling_mod.available_cpus() == 2          # 1.5 CPUs of quota, rounded up
-    (tmp_path / "cpu.max").write_text("max 100000\n")
-    assert scaling_mod.available_cpus() == 4          # no quota: the affinity mask
-    monkeypatch.setattr(scaling_mod.os, "sched_getaffinity", lambda _pid: {0})
-    assert scaling_mod.available_cpus() == 1
+    (tmp_path / "proc").write_text("0::/lab\n")
+    (tmp_path / "lab").mkdir()
+    limit = config._cgroup_cpu_limit
+    monkeypatch.setattr(config, "_cgroup_cpu_limit",
+                        lambda: limit(root=tmp_path, proc_cgroup=tmp_path / "proc"))
+    monkeypatch.setattr(config.os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3})
+    (tmp_path / "lab" / "cpu.max").write_text("150000 100000\n")
+    assert config.available_cpus() == 2          # 1.5 CPUs of quota, rounded up
+    (tmp_path / "lab" / "cpu.max").write_text("max 100000\n")
+    assert config.available_cpus() == 4          # no quota: the affinity mask
+    monkeypatch.setattr(config.os, "sched_getaffinity", lambda _pid: {0})
+    assert config.available_cpus() == 1
 
 
 def watch(queued: list[int], errors: list[int], alerts=()) -> WatchResult:

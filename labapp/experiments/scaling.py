@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
-import os
 import statistics
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
 import psutil
 
+from labapp.config import available_cpus
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
 from labapp.experiments._control import arranged
@@ -33,35 +31,6 @@ CALIBRATE_N = 200_000
 NEAR_IDEAL = 0.75   # "close to the limit": at least this share of it
 NO_GAIN = 1.3       # a speedup below this is "no speedup" (noise on a shared machine)
 CLEAR_GAIN = 1.5    # a speedup from this is a clear gain (2 workers on 2 free CPUs: ~2x)
-
-
-def available_cpus() -> int:
-    """CPUs this process may really use: its affinity mask, capped by the cgroup CPU quota.
-
-    ``os.cpu_count()`` counts the machine's CPUs, not the ones a container (Binder) or
-    ``taskset`` leaves to us.
-    """
-    # TODO: labapp.config.available_cpus
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        cpus = os.cpu_count() or 1
-    quota = None
-    try:  # cgroup v2: "max 100000" or "200000 100000"
-        limit, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if limit != "max":
-            quota = int(limit) / int(period)
-    except (OSError, ValueError):
-        try:  # cgroup v1
-            limit = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
-            period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
-            if limit > 0 and period > 0:
-                quota = limit / period
-        except (OSError, ValueError):
-            pass
-    if quota is not None:
-        cpus = min(cpus, max(1, math.ceil(quota)))
-    return max(1, cpus)
 
 
 @dataclasses.dataclass(frozen=True)
