@@ -142,7 +142,7 @@ class BurstResult:
         out.append(f"At most {self.max_running} ran at the same moment; the longest wait in the "
                    f"queue was {self.longest_wait_s:.2f} s.")
         if self.max_running < min(self.workers, n):
-            out.append(f"Fewer tasks ran at once than there are workers: the machine was busy "
+            out.append("Fewer tasks ran at once than there are workers: the machine was busy "
                        f"or the workers were still starting.")
         if not self.finished:
             out.append("Some tasks had not completed when the run ended.")

@@ -132,7 +132,7 @@ class OrderingResult:
                        f"{self.completed} tasks changed place (the fewest that must move to "
                        f"restore the order).")
         if self.start_inversions == 0:
-            out.append(f"They started in queue order (0 swapped pairs): the queue hands tasks "
+            out.append("They started in queue order (0 swapped pairs): the queue hands tasks "
                        f"out first in, first out.")
         else:
             out.append(f"Even the start order had {self.start_inversions} swapped "
