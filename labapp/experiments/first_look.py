@@ -143,7 +143,7 @@ class BurstResult:
                    f"queue was {self.longest_wait_s:.2f} s.")
         if self.max_running < min(self.workers, n):
             out.append("Fewer tasks ran at once than there are workers: the machine was busy "
-                       f"or the workers were still starting.")
+                       "or the workers were still starting.")
         if not self.finished:
             out.append("Some tasks had not completed when the run ended.")
         return out

@@ -133,7 +133,7 @@ class OrderingResult:
                        f"restore the order).")
         if self.start_inversions == 0:
             out.append("They started in queue order (0 swapped pairs): the queue hands tasks "
-                       f"out first in, first out.")
+                       "out first in, first out.")
         else:
             out.append(f"Even the start order had {self.start_inversions} swapped "
                        f"pair{'s' * (self.start_inversions != 1)}: the queue hands tasks out in "
