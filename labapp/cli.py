@@ -153,6 +153,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         except ImportError:
             checks.append((f"import {module}", False, "run `make install`"))
     checks.append(("unix sockets", hasattr(socket, "AF_UNIX"), "use WSL on Windows"))
+    from labapp import sandbox
+    boxed, why = sandbox.availability()
+    checks.append((f"grading sandbox (bubblewrap {sandbox.bwrap() or 'missing'})"
+                   + ("" if boxed else f": {why}"), boxed,
+                   "only teachers grading need it: apt-get install bubblewrap (Linux)"))
     for text, ok, fix in checks:
         print(f"{'ok ' if ok else 'BAD'} {text}" + ("" if ok else f" -> {fix}"))
     failed = sum(not ok for _, ok, _ in checks)
@@ -161,9 +166,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from labapp import grading
-    grading.grade(args.path, out=args.out, timeout=args.timeout, report=args.report,
-                  jobs=args.jobs)
+    from labapp import grader
+    grader.grade(args.path, out=args.out, timeout=args.timeout, report=args.report,
+                 jobs=args.jobs, resume=not args.fresh)
     return 0
 
 
@@ -212,13 +217,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("grade", help="grade a folder of submitted notebooks")
     p.add_argument("path", type=Path, help="folder: one .ipynb per student, or one folder each")
-    p.add_argument("--out", type=Path, default=Path("grades.csv"))
+    p.add_argument("--out", type=Path, default=Path("grades.csv"),
+                   help="the CSV to write, one row per student (default grades.csv); each "
+                        "student's result and executed notebooks are kept in <out>.runs/")
     p.add_argument("--report", type=Path, default=None,
                    help="Markdown report with every failure's hint (default: the CSV's name with .md)")
     p.add_argument("--jobs", type=_positive(1, 8), default=1,
                    help="notebooks graded at once (default 1: timings stay undisturbed)")
     p.add_argument("--timeout", type=_positive(5, 3600), default=120,
                    help="seconds per notebook (default 120)")
+    p.add_argument("--fresh", action="store_true",
+                   help="grade every student again (default: keep results saved in <out>.runs/ "
+                        "for unchanged submissions)")
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("build-exercises", help="write exercises/ from solutions/")
