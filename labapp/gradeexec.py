@@ -169,9 +169,11 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
     except CellTimeoutError:
         status, where = "timeout", state["cell"]
     leaked = sweep(settings.get("token", ""))
-    nb.cells.pop()  # the grader's cell: its record travels on its own
+    final = nb.cells.pop()  # the grader's cell: its record travels on its own
+    final_errors = [f"{o.get('ename')}: {o.get('evalue')}"[:300] for o in final.get("outputs", [])
+                    if o.get("output_type") == "error"]
     return {"status": status, "cell": where, "learner_cells": learner_cells,
-            "dropped_bytes": client.dropped, "leaked": leaked, "records": client.grade_records,
+            "dropped_bytes": client.dropped, "leaked": leaked, "records": client.grade_records, "final_errors": final_errors,
             "seconds": round(time.monotonic() - start, 2), "notebook": nb}
 
 

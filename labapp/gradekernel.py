@@ -127,7 +127,7 @@ def arm(key_path: str) -> None:
         results: dict[str, dict[str, Any]] = {}
         lab = None
         if not tampered:
-            lab = start_lab(name=f"grade-{uuid.uuid4().hex[:6]}", quiet=True)
+            lab = start_lab(name=f"grade_{uuid.uuid4().hex[:6]}", quiet=True)
         for ex_id in exercise_ids:
             results[ex_id] = run_one(ex_id, lab, exercises, not_yet, namespace) if lab else \
                 {"passed": False, "hint": "not checked: the notebook changed the grader's code "

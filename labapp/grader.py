@@ -346,8 +346,10 @@ def _judge(run: NotebookRun, result: dict[str, Any], key: bytes, nonce: str,
                 f"the notebook changed the grader's code ({', '.join(map(str, tampered[:3]))}):"
                 " nothing it did counts")
     elif not run.problem:
-        run.problem, run.reason = "error", ("the grader's check cell gave no valid record "
-                                            "(did the notebook change labapp.gradekernel?)")
+        failed = "; ".join(map(str, result.get("final_errors") or []))[:200]
+        run.problem, run.reason = "error", ("the grader's check cell gave no valid record ("
+                                            + (failed or "did the notebook change "
+                                               "labapp.gradekernel?") + ")")
     if not run.problem and result.get("leaked"):
         leaked = result["leaked"]
         run.problem, run.reason = "leaked processes", (
