@@ -372,8 +372,9 @@ def _why_missing(run: NotebookRun, ex_id: str) -> str:
 def score_student(student: str, runs: list[NotebookRun], columns: list[str]) -> StudentGrade:
     """Combine a student's notebook runs into one row (an exercise passes if any run passed it).
 
-    Only the grader's own results count, and none from a run that timed out, died, killed its
-    grader, changed the grader's code or left processes behind.
+    Only the grader's own results count (after a timeout too: the grader interrupts the
+    learner's cell and still checks), and none from a run that died, killed its grader,
+    changed the grader's code or left processes behind.
     """
     scores = {ex: 0 for ex in columns}
     hints: dict[str, str] = {}
@@ -382,7 +383,7 @@ def score_student(student: str, runs: list[NotebookRun], columns: list[str]) -> 
         if run.problem:
             problems.append(run.problem)
             notes.append(f"{run.name}: {run.reason}")
-        counts = run.problem in ("", "output truncated")
+        counts = run.problem in ("", "output truncated", "timeout")  # checks ran afterwards
         for ex in run.exercises:
             result = run.results.get(ex)
             if result is None:
