@@ -33,7 +33,7 @@ WATCHED = ("labapp", "huey", "redis", "time", "json", "hmac", "hashlib", "builti
            "subprocess", "socket", "psutil", "requests", "urllib3", "inspect")
 #: Names the kernel itself rebinds on every cell (ipykernel routes input() to the front end).
 IGNORED = {("builtins", "input"), ("builtins", "raw_input")}
-_USAGE_ARG = re.compile(r"\b(\w+)\s*=")
+_USAGE_ARG = re.compile(r"\b(\w+)\s*=\s*(\w+)")  #: check("ex06_scaling", workers=WORKERS)
 _finish: Callable[..., Any] | None = None
 
 
@@ -126,7 +126,7 @@ def arm(key_path: str) -> None:
         tampered = check_changes(before)
         results: dict[str, dict[str, Any]] = {}
         lab = None
-        if not tampered:
+        if not tampered and exercise_ids:
             lab = start_lab(name=f"grade_{uuid.uuid4().hex[:6]}", quiet=True)
         for ex_id in exercise_ids:
             results[ex_id] = run_one(ex_id, lab, exercises, not_yet, namespace) if lab else \
@@ -157,7 +157,7 @@ def _one(ex_id: str, lab: Any, exercises: dict[str, Any], not_yet: type,
         return {"passed": False, "hint": f"there is no exercise {ex_id!r}", "summary": "",
                 "details": {}}
     run, usage = exercises[ex_id]
-    objects = {name: namespace.get(name, ...) for name in _USAGE_ARG.findall(usage)}
+    objects = {kw: namespace.get(name, ...) for kw, name in _USAGE_ARG.findall(usage)}
     start = time.perf_counter()
     try:
         summary, details = run(lab, **objects)
