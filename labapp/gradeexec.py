@@ -75,21 +75,37 @@ def set_limits(limits: dict[str, int]) -> None:
         resource.setrlimit(names[name], (value, value))
 
 
+def become_subreaper() -> bool:
+    """Make orphaned descendants (daemons, double forks) children of this process (Linux)."""
+    try:
+        import ctypes
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
 def leftovers(me: int, token: str) -> list[psutil.Process]:
-    """Processes still alive besides this runner (in the sandbox: besides its init too)."""
-    found = []
-    for proc in psutil.process_iter(["pid"]):
+    """Live descendants of this runner, and processes carrying the run's ``token``."""
+    found = {}
+    try:
+        found = {p.pid: p for p in psutil.Process(me).children(recursive=True)}
+    except psutil.Error:
+        pass
+    if token:  # without a subreaper (not Linux), a detached process is found by its tag
+        for proc in psutil.process_iter(["pid"]):
+            try:
+                if proc.pid != me and proc.environ().get("LAB_GRADE_TOKEN") == token:
+                    found[proc.pid] = proc
+            except psutil.Error:
+                continue
+    alive = []
+    for proc in found.values():
         try:
-            if proc.pid in (me, 1) or proc.status() == psutil.STATUS_ZOMBIE:
-                continue
-            if token and proc.environ().get("LAB_GRADE_TOKEN") != token:
-                continue
-            if proc.pid in {p.pid for p in psutil.Process(me).parents()}:
-                continue
-            found.append(proc)
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
         except psutil.Error:
             continue
-    return found
+    return alive
 
 
 def sweep(token: str) -> list[str]:
@@ -181,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: one JSON argument (see :func:`labapp.grader.run_notebook`)."""
     settings = json.loads((argv or sys.argv[1:])[0])
     set_limits(settings.get("limits") or {})
+    become_subreaper()
     try:
         result = run(settings)
     except Exception as exc:  # noqa: BLE001 - reported to the grader as one line

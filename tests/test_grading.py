@@ -692,13 +692,14 @@ def test_without_a_sandbox_grading_still_works_and_says_so(tmp_path, monkeypatch
     monkeypatch.setenv(sandbox.ENV_VAR, "off")
     subs = tmp_path / "subs"
     subs.mkdir()
-    for name in ("alice", "patcher", "parentkill"):
+    for name in ("alice", "patcher", "parentkill", "daemon"):
         shutil.copy(HOSTILE / f"{name}.ipynb", subs)
     lines: list[str] = []
     grades = grade(subs, out=tmp_path / "g.csv", timeout=CLASS_TIMEOUT, progress=lines.append,
                    jobs=2)
     assert lines[0].startswith("isolation is reduced (LAB_GRADE_SANDBOX=off)")
     assert {g.student: (g.status, g.score) for g in grades} == {
-        "alice": ("ok", 2), "patcher": ("tampered", 0), "parentkill": ("killed its grader", 0)}
+        "alice": ("ok", 2), "patcher": ("tampered", 0), "parentkill": ("killed its grader", 0),
+        "daemon": ("leaked processes", 0)}
     assert "isolation is reduced" in (tmp_path / "g.md").read_text()
-    assert not graded_processes()
+    assert not graded_processes(marker="qlg-hostile")
