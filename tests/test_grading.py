@@ -703,3 +703,11 @@ def test_without_a_sandbox_grading_still_works_and_says_so(tmp_path, monkeypatch
         "daemon": ("leaked processes", 0)}
     assert "isolation is reduced" in (tmp_path / "g.md").read_text()
     assert not graded_processes(marker="qlg-hostile")
+
+
+def test_doctor_says_when_there_is_no_sandbox(tmp_path):
+    env = {**os.environ, sandbox.ENV_VAR: "off"}
+    done = subprocess.run([sys.executable, "-m", "labapp", "--run-root", str(tmp_path), "doctor"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert "note: no grading sandbox (LAB_GRADE_SANDBOX=off)" in done.stdout
+    assert "apt-get install bubblewrap" in done.stdout
