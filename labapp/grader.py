@@ -48,6 +48,7 @@ from labapp import sandbox
 logger = logging.getLogger(__name__)
 
 TOKEN_VAR = "LAB_GRADE_TOKEN"
+TMP_PREFIX = "qlg-grade-"     #: the grader's own folder per notebook run (removed after it)
 # The teacher's own lab settings must not change how submissions run.
 CLEAN_ENV = ("REDIS_URL", "LAB_WORKERS", "LAB_WORKER_TYPE", "LAB_WEB_THREADS", "LAB_RUN_DIR",
              "LAB_NAME", "LAB_ROLE")
@@ -234,7 +235,7 @@ def run_notebook(path: Path, timeout: float, slot: int = 0, sandboxed: bool | No
     if sandboxed is None:
         sandboxed = sandbox.availability()[0]
     key, nonce, token = secrets.token_bytes(32), secrets.token_hex(8), uuid.uuid4().hex
-    host = Path(tempfile.mkdtemp(prefix="qlg-", dir=_short_tmp()))
+    host = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=_short_tmp()))
     submission = host / "submission.ipynb"
     nbformat.write(nb, submission)
     settings: dict[str, Any] = {"exercises": expected, "nonce": nonce, "timeout": timeout,
