@@ -125,13 +125,16 @@ def arm(key_path: str) -> None:
     def finish(exercise_ids: list[str], nonce: str) -> None:
         tampered = check_changes(before)
         results: dict[str, dict[str, Any]] = {}
-        lab = None
+        lab, why = None, ("not checked: the notebook changed the grader's code "
+                          f"({', '.join(tampered[:3])})")
         if not tampered and exercise_ids:
-            lab = start_lab(name=f"grade_{uuid.uuid4().hex[:6]}", quiet=True)
+            try:
+                lab = start_lab(name=f"grade_{uuid.uuid4().hex[:6]}", quiet=True)
+            except Exception as exc:  # noqa: BLE001 - e.g. the notebook used up its processes
+                why = f"not checked: the grader's lab did not start ({type(exc).__name__}: {exc})"
         for ex_id in exercise_ids:
             results[ex_id] = run_one(ex_id, lab, exercises, not_yet, namespace) if lab else \
-                {"passed": False, "hint": "not checked: the notebook changed the grader's code "
-                 f"({', '.join(tampered[:3])})", "summary": "", "details": {}}
+                {"passed": False, "hint": why[:300], "summary": "", "details": {}}
         after = check_changes(before)
         if after and not tampered:  # the learner's functions patched something while checked
             tampered = after
