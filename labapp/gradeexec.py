@@ -72,6 +72,9 @@ def set_limits(limits: dict[str, int]) -> None:
     names = {"as": resource.RLIMIT_AS, "nproc": resource.RLIMIT_NPROC,
              "fsize": resource.RLIMIT_FSIZE, "core": resource.RLIMIT_CORE}
     for name, value in limits.items():
+        hard = resource.getrlimit(names[name])[1]
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)  # only root may raise a hard limit
         resource.setrlimit(names[name], (value, value))
 
 

@@ -259,7 +259,8 @@ def run_notebook(path: Path, timeout: float, slot: int = 0, sandboxed: bool | No
             env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
             env[TOKEN_VAR] = token
             settings.update(work=str(host / "work"), notebook=str(submission),
-                            key=str(host / "key"), token=token, limits={"core": 0}, env=env)
+                            key=str(host / "key"), token=token, limits=_fallback_limits(),
+                            env=env)
             cmd = argv + [json.dumps(settings)]
         os.close(key_write)
         key_write = -1
@@ -297,6 +298,20 @@ def run_notebook(path: Path, timeout: float, slot: int = 0, sandboxed: bool | No
             run.problem, run.reason = "error", f"the run ended without a result ({last})"
         return run
     return _judge(run, result, key, nonce, timeout)
+
+
+def _fallback_limits() -> dict[str, int]:
+    """Without a sandbox the notebook shares your uid: cap its processes above what runs now."""
+    tasks = 0
+    for proc in psutil.process_iter(["uids", "num_threads"]):
+        try:
+            if proc.info["uids"] and proc.info["uids"].real == os.getuid():
+                tasks += proc.info["num_threads"] or 1
+        except psutil.Error:
+            continue
+    limits = dict(sandbox.LIMITS)
+    limits["nproc"] = tasks + 2 * sandbox.LIMITS["nproc"]
+    return limits
 
 
 def _short_tmp() -> str:
