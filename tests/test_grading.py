@@ -24,7 +24,6 @@ import psutil
 import pytest
 
 from labapp import checks
-from labapp import gradeexec
 from labapp import grader
 from labapp import gradekernel
 from labapp import grading
