@@ -201,7 +201,8 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
     final_errors = [f"{o.get('ename')}: {o.get('evalue')}"[:300] for o in final.get("outputs", [])
                     if o.get("output_type") == "error"]
     return {"status": status, "cell": where, "learner_cells": learner_cells,
-            "dropped_bytes": client.dropped, "leaked": leaked, "records": client.grade_records, "final_errors": final_errors,
+            "dropped_bytes": client.dropped, "leaked": leaked, "records": client.grade_records,
+            "final_errors": final_errors,
             "seconds": round(time.monotonic() - start, 2), "notebook": nb}
 
 

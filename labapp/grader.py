@@ -343,8 +343,9 @@ def _judge(run: NotebookRun, result: dict[str, Any], key: bytes, nonce: str,
     run.errors = _errors(run.notebook) if run.notebook is not None else []
     status = result.get("status") or ""
     if status == "timeout":
-        run.problem, run.reason = "timeout", (f"still running {_where(run.notebook, result.get('cell'))}"
-                                              f" after {timeout:g} s (an endless loop?)")
+        where = _where(run.notebook, result.get("cell"))
+        run.problem = "timeout"
+        run.reason = f"still running {where} after {timeout:g} s (an endless loop?)"
     elif status == "kernel died":
         run.problem, run.reason = "kernel died", (
             f"the kernel died in {_where(run.notebook, result.get('cell'))} (os._exit, a crash "

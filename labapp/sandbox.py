@@ -3,9 +3,9 @@
 The sandbox (Debian's ``bubblewrap``, ``/usr/bin/bwrap``) gives the notebook:
 
 - its own PID namespace: every process it starts dies when the run ends (``--die-with-parent``);
-- its own mount view: the system and the lab's Python read-only, one size-capped private
-  ``/tmp`` (and ``/dev/shm``) as the only writable places; the submissions folder, the other students' work and
-  the grader's outputs are not in it;
+- its own mount view: the system and the lab's Python read-only, a size-capped private
+  ``/tmp`` (and ``/dev/shm``) the only writable places; the submissions folder, the other
+  students' work and the grader's outputs are not in it;
 - its own network namespace with loopback only (the lab uses a unix socket and 127.0.0.1);
 - when the grader runs as root, an unprivileged uid of its own (one per parallel job) with no
   capabilities; otherwise the teacher's uid inside a user namespace;
