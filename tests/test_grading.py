@@ -612,6 +612,10 @@ try:
     seen["wrote_repo"] = True
 except OSError:
     seen["wrote_repo"] = False
+try:
+    seen["allocated_5gib"] = len(bytearray(5 * 2**30)) > 0
+except MemoryError:
+    seen["allocated_5gib"] = False
 children = 0
 try:
     while children < 2000:
@@ -634,6 +638,7 @@ def test_sandbox_hides_the_host_and_limits_processes(tmp_path):
     assert seen["submissions"] is False and seen["tests"] is False
     assert seen["host_redis"] is False, "the sandbox reached the host's 127.0.0.1"
     assert seen["wrote_repo"] is False
+    assert seen["allocated_5gib"] is False, "the address-space limit holds"
     assert 0 < seen["children"] < sandbox.LIMITS["nproc"]
     if os.geteuid() == 0:
         assert seen["uid"] == sandbox.FIRST_UID + 15
