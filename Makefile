@@ -60,6 +60,7 @@ exercises: install  ## regenerate exercises/ from solutions/
 bench: install-test  ## print the benchmark tables (benchmarks/)
 	$(PY) benchmarks/runtime.py
 	$(PY) benchmarks/experiments.py
+	$(PY) benchmarks/grading.py
 
 doctor: install  ## check this machine can run the lab
 	$(VENV)/bin/labapp doctor
