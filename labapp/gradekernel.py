@@ -63,7 +63,7 @@ def _watched(name: str) -> bool:
 
 
 def _members(obj: Any) -> dict[str, Any]:
-    """What can be patched on a function or a class: code, defaults, methods."""
+    """What can be patched: a function's code, a class's methods, an instance's methods."""
     if isinstance(obj, types.FunctionType):
         return {"__code__": obj.__code__, "__defaults__": obj.__defaults__,
                 "__kwdefaults__": obj.__kwdefaults__}
@@ -71,11 +71,24 @@ def _members(obj: Any) -> dict[str, Any]:
         return {k: v for k, v in vars(obj).items()
                 if isinstance(v, (types.FunctionType, staticmethod, classmethod, property,
                                   types.BuiltinFunctionType))}
-    return {}
+    try:  # an object of a watched class: attributes that shadow its class's methods
+        return {k: v for k, v in vars(obj).items() if callable(getattr(type(obj), k, None))}
+    except Exception:  # noqa: BLE001 - proxies and slotted objects have no plain __dict__
+        return {}
+
+
+def _instance(value: Any) -> bool:
+    if not _watched(getattr(type(value), "__module__", "") or ""):
+        return False
+    try:
+        return isinstance(vars(value), dict)
+    except Exception:  # noqa: BLE001 - proxies and slotted objects have no plain __dict__
+        return False
 
 
 def snapshot() -> dict[tuple[str, str], tuple[Any, dict[str, Any]]]:
-    """Every function, class and module bound in a watched module, with what it holds now."""
+    """Every function, class, module and object of a watched class bound in a watched module,
+    with what it holds now (see :func:`_members`)."""
     out = {}
     for mod_name, module in list(sys.modules.items()):
         if module is None or not _watched(mod_name):
@@ -84,7 +97,7 @@ def snapshot() -> dict[tuple[str, str], tuple[Any, dict[str, Any]]]:
             if name.startswith("__") or name == "_" or (mod_name, name) in IGNORED:
                 continue
             if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type,
-                                  types.ModuleType)):
+                                  types.ModuleType)) or _instance(value):
                 out[(mod_name, name)] = (value, _members(value))
     return out
 
@@ -98,8 +111,9 @@ def changes(before: dict[tuple[str, str], tuple[Any, dict[str, Any]]]) -> list[s
         if now is not value:
             found.append(f"{mod_name}.{name}")
             continue
-        current = _members(value)
-        found += [f"{mod_name}.{name}.{k}" for k, v in members.items() if current.get(k) is not v]
+        current = _members(value)  # a changed, removed or added method all count
+        found += [f"{mod_name}.{name}.{k}" for k in sorted(set(members) | set(current))
+                  if current.get(k) is not members.get(k)]
     return found
 
 

@@ -722,3 +722,12 @@ def test_doctor_says_when_there_is_no_sandbox(tmp_path):
                           capture_output=True, text=True, env=env, timeout=60)
     assert "note: no grading sandbox (LAB_GRADE_SANDBOX=off)" in done.stdout
     assert "apt-get install bubblewrap" in done.stdout
+
+
+def test_snapshot_sees_methods_added_to_classes_and_objects(monkeypatch):
+    from labapp import tasks
+    before = gradekernel.snapshot()
+    monkeypatch.setattr(type(tasks.huey), "enqueue", lambda self, task: None, raising=False)
+    monkeypatch.setattr(tasks.huey, "dequeue", lambda: None)
+    found = set(gradekernel.changes(before))
+    assert {f"labapp.tasks.{type(tasks.huey).__name__}.enqueue", "labapp.tasks.huey.dequeue"} <= found
