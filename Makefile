@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 JUPYTER_ARGS ?=
 
-.PHONY: help install install-test lab test test-fast browser-deps exercises bench doctor clean
+.PHONY: help install install-test lab test test-fast browser-deps sandbox-deps exercises bench doctor clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -41,7 +41,14 @@ browser-deps:  ## Debian's chromium for the browser tests (apt-get when root)
 	    || { echo "could not install Debian's chromium: the browser tests will fail; install it with 'apt-get install chromium'"; exit 1; }; \
 	  else echo "no /usr/bin/chromium: the browser tests need it; install it with 'sudo apt-get install chromium'"; exit 1; fi; }
 
-test: install-test browser-deps  ## run every test (fast and slow suites, notebooks, browser)
+sandbox-deps:  ## Debian's bubblewrap, the grader's sandbox (apt-get when root)
+	@test -x /usr/bin/bwrap || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -q bubblewrap >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null; }) \
+	    || echo "could not install Debian's bubblewrap: the sandbox tests will be skipped"; \
+	  else echo "no /usr/bin/bwrap: the grading sandbox tests are skipped; install it with 'sudo apt-get install bubblewrap'"; fi; }
+
+test: install-test browser-deps sandbox-deps  ## run every test (fast and slow suites, notebooks, browser)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: install-test  ## skip the slow and browser suites
@@ -53,6 +60,7 @@ exercises: install  ## regenerate exercises/ from solutions/
 bench: install-test  ## print the benchmark tables (benchmarks/)
 	$(PY) benchmarks/runtime.py
 	$(PY) benchmarks/experiments.py
+	$(PY) benchmarks/grading.py
 
 doctor: install  ## check this machine can run the lab
 	$(VENV)/bin/labapp doctor

@@ -164,15 +164,20 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     checks.append(("unix sockets", hasattr(socket, "AF_UNIX"), "use WSL on Windows"))
     for text, ok, fix in checks:
         print(f"{'ok ' if ok else 'BAD'} {text}" + ("" if ok else f" -> {fix}"))
+    from labapp import sandbox
+    boxed, why = sandbox.availability()
+    print(f"ok  grading sandbox: bubblewrap {sandbox.bwrap()}" if boxed else
+          f"note: no grading sandbox ({why}): only teachers grading notebooks need it; "
+          "`labapp grade` then warns that isolation is reduced -> apt-get install bubblewrap")
     failed = sum(not ok for _, ok, _ in checks)
     print("everything looks fine" if not failed else f"{failed} problem(s) to fix")
     return 1 if failed else 0
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from labapp import grading
-    grading.grade(args.path, out=args.out, timeout=args.timeout, report=args.report,
-                  jobs=args.jobs)
+    from labapp import grader
+    grader.grade(args.path, out=args.out, timeout=args.timeout, report=args.report,
+                 jobs=args.jobs, resume=not args.fresh)
     return 0
 
 
@@ -221,13 +226,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("grade", help="grade a folder of submitted notebooks")
     p.add_argument("path", type=Path, help="folder: one .ipynb per student, or one folder each")
-    p.add_argument("--out", type=Path, default=Path("grades.csv"))
+    p.add_argument("--out", type=Path, default=Path("grades.csv"),
+                   help="the CSV to write, one row per student (default grades.csv); each "
+                        "student's result and executed notebooks are kept in <out>.runs/")
     p.add_argument("--report", type=Path, default=None,
                    help="Markdown report with every failure's hint (default: the CSV's name with .md)")
     p.add_argument("--jobs", type=_positive(1, 8), default=1,
                    help="notebooks graded at once (default 1: timings stay undisturbed)")
     p.add_argument("--timeout", type=_positive(5, 3600), default=120,
                    help="seconds per notebook (default 120)")
+    p.add_argument("--fresh", action="store_true",
+                   help="grade every student again (default: keep results saved in <out>.runs/ "
+                        "for unchanged submissions)")
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("predictions", help="what a class predicted, from saved notebooks "

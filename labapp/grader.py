@@ -1,24 +1,34 @@
-"""Grading a class: every submission runs in a fresh kernel with its own lab.
+"""Grading a class: every submission runs in its own sandbox, fresh kernel and lab.
 
-Scores come from the check records the kernel publishes (see :mod:`labapp.grading`), never
-from the code's text. Outputs a submission arrived with are wiped before it runs, so only
-checks that ran here count. A notebook that loops past its timeout, kills its kernel, raises
-or leaves processes behind gets 0 for the exercises it did not pass, with the reason.
-
-Isolation per notebook: a new temporary folder as the kernel's working directory (learner
-modules written with ``%%writefile`` never leak between students), its own lab run root
-(``LAB_RUN_DIR``), a tag in the kernel's environment (``LAB_GRADE_TOKEN``) that every process
-it starts inherits, so anything still alive after the kernel stopped can be found and killed.
+Scores come only from the grader's own checks: after the learner's cells, the kernel runs one
+extra cell that checks every exercise the notebook contains and displays a record signed with a
+key made for that run (see :mod:`labapp.gradekernel`); the records the learner's cells display
+never count. Each notebook runs in a bubblewrap sandbox (:mod:`labapp.sandbox`) driven by
+:mod:`labapp.gradeexec`: a notebook that loops past its timeout, kills its kernel or its
+grader, floods output, forks or leaves processes behind affects only its own row, whose status
+names what happened. Each student's result is saved as soon as it is known (a re-run with the
+same ``--out`` resumes), and the CSV and the report are written atomically, outside every
+sandbox.
 """
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
+import hashlib
+import io
+import json
 import logging
-import math
 import os
+import queue
+import re
+import secrets
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 import uuid
 import warnings
@@ -30,34 +40,45 @@ import nbformat
 import psutil
 
 from labapp import checks
+from labapp import gradeexec
+from labapp import gradekernel
 from labapp import grading
-from labapp import procs
-from labapp.runstate import cleanup_stale
+from labapp import sandbox
 
 logger = logging.getLogger(__name__)
 
 TOKEN_VAR = "LAB_GRADE_TOKEN"
-LAB_COMMANDS = ("valkey-server", "huey_consumer", "labapp.web")
+TMP_PREFIX = "qlg-grade-"     #: the grader's own folder per notebook run (removed after it)
 # The teacher's own lab settings must not change how submissions run.
-CLEAN_ENV = ("REDIS_URL", "LAB_WORKERS", "LAB_WORKER_TYPE", "LAB_WEB_THREADS", "LAB_RUN_DIR")
+CLEAN_ENV = ("REDIS_URL", "LAB_WORKERS", "LAB_WORKER_TYPE", "LAB_WEB_THREADS", "LAB_RUN_DIR",
+             "LAB_NAME", "LAB_ROLE")
 SKIP_NAMES = {".ipynb_checkpoints", "__pycache__"}
-KERNEL_START_TIMEOUT = 60
-SWEEP_WAIT = 5.0
+MAX_OUTPUT = 1_000_000        #: bytes of output kept per notebook
+MAX_NOTEBOOK = 20_000_000     #: a submitted notebook larger than this is invalid
+STARTUP_GRACE = 90.0          #: seconds for the sandbox, kernel and lab to start and stop
+#: Statuses a notebook run can end with (besides ``ok``), most serious first.
+STATUSES = ("invalid", "killed its grader", "kernel died", "timeout", "tampered", "error",
+            "leaked processes", "output truncated")
 
 
 @dataclasses.dataclass
 class NotebookRun:
-    """The outcome of executing one submitted notebook."""
+    """The outcome of grading one submitted notebook."""
 
     name: str
     exercises: list[str]
-    records: dict[str, dict[str, Any]]
-    problem: str = ""    #: "", "invalid", "timeout", "kernel died", "error", "leaked processes"
+    results: dict[str, dict[str, Any]]   #: the grader's own check results, by exercise
+    problem: str = ""    #: "" or one of :data:`STATUSES`
     reason: str = ""
-    cell_errors: dict[str, str] = dataclasses.field(default_factory=dict)
     errors: list[str] = dataclasses.field(default_factory=list)  #: "cell N: Name: message"
     seconds: float = 0.0
-    notebook: Any = dataclasses.field(default=None, repr=False)  #: the executed notebook
+    notebook: Any = dataclasses.field(default=None, repr=False)  #: executed, outputs capped
+    sandboxed: bool = False
+
+    @property
+    def records(self) -> dict[str, dict[str, Any]]:
+        """The grader's results by exercise (the same as :attr:`results`)."""
+        return self.results
 
 
 @dataclasses.dataclass
@@ -83,37 +104,64 @@ class StudentGrade:
 
 # --------------------------------------------------------------------------- finding work
 def find_submissions(path: Path, skip: set[Path]) -> list[tuple[str, list[Path], str]]:
-    """(student, notebooks, reason-if-invalid) for each submission under ``path``, by name."""
+    """(student, notebooks, reason-if-invalid) for each submission under ``path``, by name.
+
+    :raises ValueError: two entries would be the same student (``alice.ipynb`` and ``alice/``).
+    """
     if path.is_file():
         return [(path.stem, [path], "")]
-    found = []
+    found, seen = [], {}
     for entry in sorted(path.iterdir()):
         if entry.name.startswith(".") or entry.name in SKIP_NAMES or entry.resolve() in skip:
             continue
         if entry.is_dir():
             notebooks = sorted(p for p in entry.rglob("*.ipynb")
                                if not SKIP_NAMES.intersection(p.relative_to(entry).parts))
-            found.append((entry.name, notebooks,
-                          "" if notebooks else f"the folder {entry.name}/ holds no .ipynb file"))
+            item = (entry.name, notebooks,
+                    "" if notebooks else f"the folder {entry.name}/ holds no .ipynb file")
         elif entry.suffix == ".ipynb":
-            found.append((entry.stem, [entry], ""))
+            item = (entry.stem, [entry], "")
         else:
-            found.append((entry.name, [], f"{entry.name} is not a notebook (.ipynb)"))
+            item = (entry.name, [], f"{entry.name} is not a notebook (.ipynb)")
+        shown = entry.name + ("/" if entry.is_dir() else "")
+        if item[0] in seen:
+            raise ValueError(f"{seen[item[0]]} and {shown} would both be student {item[0]!r}: "
+                             "rename one of them (or move the notebook into the folder), "
+                             "then grade again")
+        seen[item[0]] = shown
+        found.append(item)
     return found
 
 
 # --------------------------------------------------------------------------- one notebook
-def _short_tmp() -> str:
-    # Lab sockets live under the run root and unix socket paths are limited to ~100 bytes.
-    return "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()
+class _Tail:
+    """Reads a pipe to the end in a thread, keeping only its last ``keep`` bytes."""
+
+    def __init__(self, pipe: Any, keep: int) -> None:
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.size, self.keep, self.total = 0, keep, 0
+        self.thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self.thread.start()
+
+    def _read(self, pipe: Any) -> None:
+        for chunk in iter(lambda: pipe.read1(1 << 16), b""):
+            self.chunks.append(chunk)
+            self.size += len(chunk)
+            self.total += len(chunk)
+            while self.size - len(self.chunks[0]) >= self.keep:
+                self.size -= len(self.chunks.popleft())
+        pipe.close()
+
+    def text(self, timeout: float = 10.0) -> str:
+        self.thread.join(timeout)
+        return b"".join(self.chunks).decode("utf-8", "replace")
 
 
 def _tagged(token: str) -> list[psutil.Process]:
-    me = os.getpid()
     out = []
     for proc in psutil.process_iter(["pid"]):
         try:
-            if (proc.pid != me and proc.status() != psutil.STATUS_ZOMBIE
+            if (proc.pid != os.getpid() and proc.status() != psutil.STATUS_ZOMBIE
                     and proc.environ().get(TOKEN_VAR) == token):
                 out.append(proc)
         except psutil.Error:
@@ -121,44 +169,41 @@ def _tagged(token: str) -> list[psutil.Process]:
     return out
 
 
-def sweep(run_root: Path, token: str) -> list[str]:
-    """Kill everything a graded kernel left running; describe leftovers that were not lab parts."""
-    cleanup_stale(run_root)
-    # Lab processes die with their kernel by signal, which takes a moment to arrive.
-    procs.wait_until(lambda: not _tagged(token), SWEEP_WAIT, max_interval=0.2)
-    leaked = []
-    for proc in _tagged(token):
+def _kill(proc: subprocess.Popen[bytes], token: str) -> None:
+    """End a run: its process group (and, without a sandbox, everything carrying its token)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    for leftover in _tagged(token) if token else []:
         try:
-            command = " ".join(proc.cmdline())
-            proc.kill()
+            leftover.kill()
         except psutil.Error:
-            continue
-        if any(part in command for part in LAB_COMMANDS):
-            logger.warning("killed lab process %s that outlived its graded kernel", proc.pid)
-        else:
-            leaked.append(f"pid {proc.pid}: {command[:60]}")
-    return leaked
+            pass
 
 
-def _errors(nb: Any) -> tuple[dict[str, str], list[str]]:
-    """Errors raised by check cells (by exercise id), and every error output of the notebook."""
-    by_exercise, every = {}, []
+def _errors(nb: Any) -> list[str]:
+    """Every error output of the executed notebook, as "cell N: Name: message"."""
+    every = []
     for index, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
-                text = f"{output.get('ename')}: {output.get('evalue')}"[:200]
-                every.append(f"cell {index + 1}: {text}")
-                for ex_id in grading.CHECK_CALL.findall(cell.source):
-                    by_exercise[ex_id] = text
-    return by_exercise, every
+                every.append(f"cell {index + 1}: {output.get('ename')}: "
+                             f"{output.get('evalue')}"[:200])
+    return every
 
 
-def run_notebook(path: Path, timeout: float) -> NotebookRun:
-    """Execute ``path`` in a fresh kernel, lab and folder; collect its check records."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+def _where(nb: Any, index: Any) -> str:
+    if not isinstance(index, int) or not 0 <= index < len(nb.cells):
+        return "the kernel's startup"
+    first = (nb.cells[index].source.strip().splitlines() or [""])[0][:40]
+    return f"cell {index + 1} ({first})"
 
-    start = time.monotonic()
+
+def read_submission(path: Path) -> Any:
+    """The notebook at ``path`` with its outputs wiped; raises ValueError when invalid."""
+    if path.stat().st_size > MAX_NOTEBOOK:
+        raise ValueError(f"{path.name} is larger than {MAX_NOTEBOOK // 10**6} MB")
     try:
         with warnings.catch_warnings():  # old-format notes (e.g. missing cell ids) are harmless
             warnings.simplefilter("ignore")
@@ -166,76 +211,188 @@ def run_notebook(path: Path, timeout: float) -> NotebookRun:
             nbformat.validate(nb)
     except Exception as exc:  # noqa: BLE001 - JSON, schema and encoding errors alike
         first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        return NotebookRun(path.name, [], {}, "invalid",
-                           f"{path.name} is not a valid notebook ({first})")
-    expected = grading.exercise_ids(nb)
+        raise ValueError(f"{path.name} is not a valid notebook ({first})") from None
     for cell in nb.cells:  # only checks that run here may count
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-    work = Path(tempfile.mkdtemp(prefix="qlg-", dir=_short_tmp()))
-    (work / "nb").mkdir()
-    token = uuid.uuid4().hex
-    env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
-    env.update({"LAB_RUN_DIR": str(work / "run"), "LAB_AUTO_PREDICT": "1", TOKEN_VAR: token})
-    state: dict[str, Any] = {"cell": None, "deadline": None}
+    return nb
 
-    def cell_timeout(cell: Any) -> int:
-        # One budget for the whole notebook, counted from its first cell.
-        if state["deadline"] is None:
-            state["deadline"] = time.monotonic() + timeout
-        return max(1, math.ceil(state["deadline"] - time.monotonic()))
 
-    def on_cell_execute(cell: Any, cell_index: int, **_: Any) -> None:
-        state["cell"] = cell_index
+def run_notebook(path: Path, timeout: float, slot: int = 0, sandboxed: bool | None = None,
+                 check_timeout: float = gradeexec.CHECK_TIMEOUT) -> NotebookRun:
+    """Run ``path`` in its own sandbox (when possible), then the grader's checks on it.
 
-    client = NotebookClient(
-        nb, kernel_name="python3", timeout_func=cell_timeout, allow_errors=True,
-        shutdown_kernel="immediate", startup_timeout=KERNEL_START_TIMEOUT, record_timing=False,
-        on_cell_execute=on_cell_execute, resources={"metadata": {"path": str(work / "nb")}})
-    problem = reason = ""
-
-    def where() -> str:
-        if state["cell"] is None:
-            return "the kernel's startup"
-        first = (nb.cells[state["cell"]].source.strip().splitlines() or [""])[0][:40]
-        return f"cell {state['cell'] + 1} ({first})"
-
-    log_path = work / "kernel.log"
+    :param slot: the job slot (parallel runs use different slots).
+    :param sandboxed: force the sandbox on or off (default: on when available).
+    """
+    start = time.monotonic()
     try:
-        with open(log_path, "wb") as log:
-            client.execute(env=env, stdout=log, stderr=log)
-    except CellTimeoutError:
-        problem, reason = "timeout", f"still running {where()} after {timeout:g} s (an endless loop?)"
-    except DeadKernelError:
-        problem, reason = "kernel died", (f"the kernel died in {where()} (os._exit, a crash or "
-                                          "running out of memory)")
-    except Exception as exc:  # noqa: BLE001 - kernel start failures and the like
-        problem, reason = "error", f"could not run ({type(exc).__name__}: {exc})"[:200]
+        nb = read_submission(path)
+    except ValueError as exc:
+        return NotebookRun(path.name, [], {}, "invalid", str(exc))
+    expected = grading.exercise_ids(nb)
+    if sandboxed is None:
+        sandboxed = sandbox.availability()[0]
+    key, nonce, token = secrets.token_bytes(32), secrets.token_hex(8), uuid.uuid4().hex
+    host = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=_short_tmp()))
+    submission = host / "submission.ipynb"
+    nbformat.write(nb, submission)
+    settings: dict[str, Any] = {"exercises": expected, "nonce": nonce, "timeout": timeout,
+                                "check_timeout": check_timeout, "max_output": MAX_OUTPUT}
+    argv = [sys.executable, "-m", "labapp.gradeexec"]
+    key_read, key_write = os.pipe()
+    try:
+        if sandboxed:
+            os.write(key_write, key)
+            settings.update(work=sandbox.INSIDE, notebook=f"{sandbox.INSIDE}/submission.ipynb",
+                            key="/tmp/qlg-key", token="", limits=sandbox.LIMITS,
+                            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                                 "LANG": "C.UTF-8"})
+            cmd = sandbox.command(argv + [json.dumps(settings)], slot,
+                                  files={"/tmp/qlg-key": key_read},
+                                  binds={f"{sandbox.INSIDE}/submission.ipynb": str(submission)})
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        else:
+            (host / "key").write_bytes(key)
+            (host / "key").chmod(0o600)
+            env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+            env[TOKEN_VAR] = token
+            settings.update(work=str(host / "work"), notebook=str(submission),
+                            key=str(host / "key"), token=token, limits=_fallback_limits(),
+                            env=env)
+            cmd = argv + [json.dumps(settings)]
+        os.close(key_write)
+        key_write = -1
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, start_new_session=True,
+                                pass_fds=(key_read,) if sandboxed else (), cwd=host)
     finally:
-        leaked = sweep(work / "run", token)
-        shutil.rmtree(work, ignore_errors=True)
-    if leaked:
-        problem = "leaked processes"
-        reason = (f"left {len(leaked)} process(es) running after its kernel stopped "
-                  f"({leaked[0]}): stop everything the notebook starts")
-    records = grading.read_records(nb)
-    expected += [ex for ex in records if ex in checks.EXERCISES and ex not in expected]
-    return NotebookRun(path.name, expected, records, problem, reason, *_errors(nb),
-                       seconds=time.monotonic() - start, notebook=nb)
+        os.close(key_read)
+        if key_write >= 0:
+            os.close(key_write)
+    out = _Tail(proc.stdout, 4 * MAX_OUTPUT + 2 * MAX_NOTEBOOK)
+    err = _Tail(proc.stderr, 4000)
+    limit = timeout + check_timeout + STARTUP_GRACE
+    killed = False
+    try:
+        proc.wait(limit)
+    except subprocess.TimeoutExpired:
+        killed = True
+    finally:
+        _kill(proc, "" if sandboxed else token)
+        proc.wait()
+    result = _result(out.text())
+    stderr = err.text().strip()
+    shutil.rmtree(host, ignore_errors=True)
+    run = NotebookRun(path.name, expected, {}, seconds=time.monotonic() - start, notebook=nb,
+                      sandboxed=bool(sandboxed))
+    if result is None:
+        if killed:
+            run.problem, run.reason = "timeout", f"still running after {limit:g} s: stopped"
+        elif proc.returncode and proc.returncode < 0 or proc.returncode in (137, 143):
+            run.problem, run.reason = "killed its grader", (
+                "the notebook killed the process that ran it (e.g. os.kill(os.getppid(), 9))")
+        else:
+            last = (stderr.splitlines() or [f"exit status {proc.returncode}"])[-1][:200]
+            run.problem, run.reason = "error", f"the run ended without a result ({last})"
+        return run
+    return _judge(run, result, key, nonce, timeout)
+
+
+def _fallback_limits() -> dict[str, int]:
+    """Without a sandbox the notebook shares your uid: cap its processes above what runs now."""
+    tasks = 0
+    for proc in psutil.process_iter(["uids", "num_threads"]):
+        try:
+            if proc.info["uids"] and proc.info["uids"].real == os.getuid():
+                tasks += proc.info["num_threads"] or 1
+        except psutil.Error:
+            continue
+    limits = dict(sandbox.LIMITS)
+    limits["nproc"] = tasks + 2 * sandbox.LIMITS["nproc"]
+    return limits
+
+
+def _short_tmp() -> str:
+    # Lab sockets live under the run root and unix socket paths are limited to ~100 bytes.
+    return "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()
+
+
+def _result(stdout: str) -> dict[str, Any] | None:
+    """The runner's last result line, or None."""
+    for line in reversed(stdout.split("\n")):
+        if line.startswith(gradeexec.RESULT_PREFIX):
+            try:
+                value = json.loads(line[len(gradeexec.RESULT_PREFIX):])
+            except ValueError:
+                return None
+            return value if isinstance(value, dict) else None
+    return None
+
+
+def _judge(run: NotebookRun, result: dict[str, Any], key: bytes, nonce: str,
+           timeout: float) -> NotebookRun:
+    """Fill ``run`` from the runner's result: status, notebook, and the signed check results."""
+    try:
+        nb = nbformat.from_dict(result.get("notebook"))
+        if nb.get("cells") is not None:
+            run.notebook = nb
+    except Exception:  # noqa: BLE001 - a mangled notebook only loses the teacher's view
+        pass
+    run.errors = _errors(run.notebook) if run.notebook is not None else []
+    status = result.get("status") or ""
+    if status == "timeout":
+        where = _where(run.notebook, result.get("cell"))
+        run.problem = "timeout"
+        run.reason = f"still running {where} after {timeout:g} s (an endless loop?)"
+    elif status == "kernel died":
+        run.problem, run.reason = "kernel died", (
+            f"the kernel died in {_where(run.notebook, result.get('cell'))} (os._exit, a crash "
+            "or running out of memory)")
+    elif status == "error":
+        run.problem, run.reason = "error", f"could not run ({result.get('error', '?')})"[:200]
+    payloads = [p for p in (gradekernel.verify(key, r) for r in result.get("records") or [])
+                if p is not None and p.get("nonce") == nonce]
+    if payloads:
+        run.results = {ex: r for ex, r in (payloads[0].get("results") or {}).items()
+                       if isinstance(r, dict)}
+        tampered = payloads[0].get("tampered") or []
+        if tampered and not run.problem:
+            run.problem, run.reason = "tampered", (
+                f"the notebook changed the grader's code ({', '.join(map(str, tampered[:3]))}):"
+                " nothing it did counts")
+    elif not run.problem:
+        failed = "; ".join(map(str, result.get("final_errors") or []))[:200]
+        run.problem, run.reason = "error", ("the grader's check cell gave no valid record ("
+                                            + (failed or "did the notebook change "
+                                               "labapp.gradekernel?") + ")")
+    if not run.problem and result.get("leaked"):
+        leaked = result["leaked"]
+        run.problem, run.reason = "leaked processes", (
+            f"left {len(leaked)} process(es) running after its kernel stopped ({leaked[0]}): "
+            "stop everything the notebook starts")
+    if not run.problem and result.get("dropped_bytes"):
+        run.problem, run.reason = "output truncated", (
+            f"printed more than {MAX_OUTPUT // 1000} kB; the grader dropped "
+            f"{int(result['dropped_bytes']) // 1000} kB of output (the checks still ran)")
+    return run
 
 
 # --------------------------------------------------------------------------- scoring
 def _why_missing(run: NotebookRun, ex_id: str) -> str:
-    if ex_id in run.cell_errors:
-        return f"the check cell raised {run.cell_errors[ex_id]}"
     if run.problem:
         return f"the check did not run: {run.reason}"
     return f"check({ex_id!r}) produced no result: keep the check cell as given and run it"
 
 
 def score_student(student: str, runs: list[NotebookRun], columns: list[str]) -> StudentGrade:
-    """Combine a student's notebook runs into one row (an exercise passes if any run passed it)."""
+    """Combine a student's notebook runs into one row (an exercise passes if any run passed it).
+
+    Only the grader's own results count (after a timeout too: the grader interrupts the
+    learner's cell and still checks), and none from a run that died, killed its grader,
+    changed the grader's code or left processes behind.
+    """
     scores = {ex: 0 for ex in columns}
     hints: dict[str, str] = {}
     problems, notes = [], []
@@ -243,14 +400,15 @@ def score_student(student: str, runs: list[NotebookRun], columns: list[str]) -> 
         if run.problem:
             problems.append(run.problem)
             notes.append(f"{run.name}: {run.reason}")
+        counts = run.problem in ("", "output truncated", "timeout")  # checks ran afterwards
         for ex in run.exercises:
-            record = run.records.get(ex)
-            if record is None:
+            result = run.results.get(ex)
+            if result is None:
                 hint = _why_missing(run, ex)
-            elif record.get("passed") is not True:
-                hint = str(record.get("hint") or record.get("summary") or "not yet")
-            elif run.problem == "leaked processes":  # a pass that cost a stray process
-                hint = f"passed, but not counted: the notebook {run.reason}"
+            elif result.get("passed") is not True:
+                hint = str(result.get("hint") or result.get("summary") or "not yet")
+            elif not counts:
+                hint = f"passed, but not counted: {run.reason}"
             else:
                 scores[ex] = 1
                 continue
@@ -263,39 +421,142 @@ def score_student(student: str, runs: list[NotebookRun], columns: list[str]) -> 
     return StudentGrade(student, scores, hints, problems, notes)
 
 
+def csv_cell(value: Any) -> Any:
+    """``value`` made safe for spreadsheets: text starting with = + - @ (or a tab/CR) gets a '."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_csv(out: Path, grades: list[StudentGrade], columns: list[str]) -> None:
     """One row per student: name, status, score, max_score, then 0/1 per exercise."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["student", "status", "score", "max_score", *columns])
-        for g in grades:
-            writer.writerow([g.student, g.status, g.score, len(columns),
-                             *(g.scores[ex] for ex in columns)])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["student", "status", "score", "max_score", *columns])
+    for g in grades:
+        writer.writerow([csv_cell(g.student), g.status, g.score, len(columns),
+                         *(g.scores[ex] for ex in columns)])
+    write_atomic(out, buffer.getvalue())
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def write_report(report: Path, grades: list[StudentGrade], columns: list[str], source: Path,
-                 timeout: float) -> None:
+                 timeout: float, isolation: str = "") -> None:
     """A Markdown summary table, then every student's failures with their hints."""
     lines = [f"# Grades for {source.name}", "",
              f"{len(grades)} students · {len(columns)} exercises ({', '.join(columns) or 'none'})"
-             f" · {timeout:g} s per notebook", "",
-             "| student | score | status |", "|---|---|---|"]
-    lines += [f"| {g.student} | {g.score}/{len(columns)} | {g.status} |" for g in grades]
+             f" · {timeout:g} s per notebook", ""]
+    if isolation:
+        lines += [f"**Note:** {isolation}", ""]
+    lines += ["| student | score | status |", "|---|---|---|"]
+    lines += [f"| {_md(g.student)} | {g.score}/{len(columns)} | {g.status} |" for g in grades]
     for g in grades:
-        lines += ["", f"## {g.student}: {g.score}/{len(columns)}", ""]
+        lines += ["", f"## {_md(g.student)}: {g.score}/{len(columns)}", ""]
         lines += [f"- **{note.split(':', 1)[0]}**:{note.split(':', 1)[1]}" for note in g.notes]
         failed = [ex for ex in columns if not g.scores[ex]]
         if not failed and not g.notes:
             lines.append("All exercises passed.")
         lines += [f"- `{ex}`: {g.hints[ex]}" for ex in failed]
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text("\n".join(lines) + "\n")
+    write_atomic(report, "\n".join(lines) + "\n")
 
 
-def grade_class(path: Path, out: Path, timeout: float, report: Path,
-                progress: Callable[[str], Any], jobs: int = 1) -> list[StudentGrade]:
-    """The work behind :func:`labapp.grading.grade` (which documents it)."""
+# --------------------------------------------------------------------------- saved results
+def runs_folder(out: Path) -> Path:
+    """Where each student's result and executed notebooks are kept (``grades.runs/``)."""
+    return out.with_name(out.stem + ".runs")
+
+
+def _student_key(student: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", student).lstrip(".")[:40] or "student"
+    return f"{safe}-{hashlib.sha256(student.encode()).hexdigest()[:10]}"
+
+
+def _fingerprint(notebooks: list[Path], invalid: str, timeout: float) -> str:
+    digest = hashlib.sha256(f"{timeout!r}|{invalid}|{len(notebooks)}".encode())
+    for nb in notebooks:
+        digest.update(nb.name.encode())
+        try:
+            digest.update(hashlib.sha256(nb.read_bytes()).digest())
+        except OSError:
+            digest.update(b"unreadable")
+    return digest.hexdigest()
+
+
+def save_student(folder: Path, student: str, fingerprint: str, runs: list[NotebookRun]) -> None:
+    """Keep one student's runs (their results and executed notebooks) as soon as known."""
+    key = _student_key(student)
+    for k, run in enumerate(runs):
+        if run.notebook is not None:
+            write_atomic(folder / key / f"{k:02d}-{_student_key(run.name)}.ipynb",
+                         nbformat.writes(run.notebook))
+    kept = [{**{f.name: getattr(run, f.name) for f in dataclasses.fields(run)
+                if f.name != "notebook"}} for run in runs]
+    write_atomic(folder / f"{key}.json", json.dumps(
+        {"student": student, "fingerprint": fingerprint, "runs": kept}, default=str))
+
+
+def load_student(folder: Path, student: str, fingerprint: str) -> list[NotebookRun] | None:
+    """The runs saved for ``student`` by an earlier run over the same files, or None."""
+    key = _student_key(student)
+    try:
+        saved = json.loads((folder / f"{key}.json").read_text())
+        if saved.get("student") != student or saved.get("fingerprint") != fingerprint:
+            return None
+        runs = [NotebookRun(**r) for r in saved["runs"]]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    for k, run in enumerate(runs):
+        executed = folder / key / f"{k:02d}-{_student_key(run.name)}.ipynb"
+        if executed.is_file():
+            run.notebook = nbformat.read(executed, as_version=4)
+    return runs
+
+
+# --------------------------------------------------------------------------- a class
+def grade(path: str | Path, out: str | Path = "grades.csv", timeout: float = 120.0,
+          report: str | Path | None = None, progress: Any = print, jobs: int = 1,
+          resume: bool = True) -> list[StudentGrade]:
+    """Run every submission in ``path`` in its own sandbox; write a CSV and a Markdown report.
+
+    :param path: a folder holding one ``.ipynb`` per student and/or one folder per student
+        (every ``.ipynb`` inside is graded), or a single notebook.
+    :param out: the CSV to write: one row per student, a 0/1 score per exercise. Each
+        student's result and executed notebooks are kept beside it in ``<out>.runs/``.
+    :param timeout: seconds each notebook's own cells may run (the grader's checks, the
+        kernel's and the lab's start get their own time on top).
+    :param report: the Markdown report listing every failure's hint (default: ``out`` with
+        the suffix ``.md``).
+    :param progress: called with one line per step ("student 2 of 5: ..."); None for silence.
+    :param jobs: notebooks run side by side (default 1; each has its own sandbox, kernel and
+        lab, but timing checks are fairest when the machine is not shared).
+    :param resume: keep the saved result of every student whose files did not change since
+        the last run with this ``out`` (False grades everyone again).
+    :return: one :class:`StudentGrade` per student, sorted by name.
+    :raises FileNotFoundError: ``path`` does not exist.
+    :raises ValueError: ``path`` is neither a notebook nor a folder holding submissions, or
+        two of its entries would be the same student.
+    """
+    path, out = Path(path), Path(out)
+    report = Path(report) if report else out.with_suffix(".md")
+    say: Callable[[str], Any] = progress or (lambda line: None)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: give a folder of submissions "
                                 "(one .ipynb or one folder per student) or one notebook")
@@ -303,34 +564,59 @@ def grade_class(path: Path, out: Path, timeout: float, report: Path,
         raise ValueError(f"{path} is not a notebook (.ipynb) or a folder of submissions")
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise ValueError(f"timeout={timeout!r} must be a positive number of seconds")
-    submissions = find_submissions(path, {out.resolve(), report.resolve()})
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 16:
+        raise ValueError(f"jobs={jobs!r} must be a whole number from 1 to 16")
+    folder = runs_folder(out)
+    submissions = find_submissions(path, {out.resolve(), report.resolve(), folder.resolve()})
     if not submissions:
         raise ValueError(f"{path} holds no submissions: put one .ipynb or one folder per "
                          "student in it")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 16:
-        raise ValueError(f"jobs={jobs!r} must be a whole number from 1 to 16")
+    sandboxed, why = sandbox.availability()
+    isolation = "" if sandboxed else sandbox.REDUCED.format(why=why)
+    if isolation:
+        say(isolation)
+    slots: queue.Queue[int] = queue.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
 
     def run_student(k: int, student: str, notebooks: list[Path], invalid: str) -> list[NotebookRun]:
-        progress(f"student {k} of {len(submissions)}: {student} "
-                 f"({len(notebooks)} notebook{'s' if len(notebooks) != 1 else ''})")
+        fingerprint = _fingerprint(notebooks, invalid, timeout)
+        saved = load_student(folder, student, fingerprint) if resume else None
+        count = f"{len(notebooks)} notebook{'s' if len(notebooks) != 1 else ''}"
+        if saved is not None:
+            say(f"student {k} of {len(submissions)}: {student} ({count}, graded before: kept)")
+            return saved
+        say(f"student {k} of {len(submissions)}: {student} ({count})")
         if invalid:
-            return [NotebookRun(student, [], {}, "invalid", invalid)]
-        done = [run_notebook(nb, timeout) for nb in notebooks]
-        passed = sum(1 for r in done for rec in r.records.values() if rec.get("passed") is True)
+            done = [NotebookRun(student, [], {}, "invalid", invalid)]
+        else:
+            slot = slots.get()
+            try:
+                done = []
+                for nb in notebooks:
+                    try:
+                        done.append(run_notebook(nb, timeout, slot, sandboxed))
+                    except Exception as exc:  # noqa: BLE001 - one row, never the class run
+                        logger.exception("grading %s failed", nb)
+                        done.append(NotebookRun(nb.name, [], {}, "error",
+                                                f"the grader failed on it ({exc})"[:200]))
+            finally:
+                slots.put(slot)
+        save_student(folder, student, fingerprint, done)
+        passed = sum(1 for r in done for rec in r.results.values() if rec.get("passed") is True)
         problems = "; ".join(r.problem for r in done if r.problem) or "ok"
-        progress(f"  {student}: {passed} check(s) passed · {problems} · "
-                 f"{sum(r.seconds for r in done):.1f} s")
+        say(f"  {student}: {passed} check(s) passed · {problems} · "
+            f"{sum(r.seconds for r in done):.1f} s")
         return done
 
-    # Each notebook has its own kernel, lab and folder, so they may run side by side.
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {s[0]: pool.submit(run_student, k, *s) for k, s in enumerate(submissions, 1)}
         runs = {student: future.result() for student, future in futures.items()}
     order = list(checks.EXERCISES)
-    columns = sorted({ex for rs in runs.values() for r in rs for ex in r.exercises},
-                     key=order.index)
+    columns = sorted({ex for rs in runs.values() for r in rs for ex in r.exercises
+                      if ex in checks.EXERCISES}, key=order.index)
     grades = [score_student(student, runs[student], columns) for student in runs]
     write_csv(out, grades, columns)
-    write_report(report, grades, columns, path, timeout)
-    progress(f"wrote {out} and {report}")
+    write_report(report, grades, columns, path, timeout, isolation)
+    say(f"wrote {out} and {report} (executed notebooks in {folder}/)")
     return grades

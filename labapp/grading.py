@@ -1,11 +1,11 @@
-"""Exercises: ``check()`` for learners, ``grade()`` and ``build_exercises()`` for teachers.
+"""Exercises: ``check()`` for learners, ``build_exercises()`` for teachers.
 
 ``check("ex05_retries")`` measures the learner's work on the running lab (see
 :mod:`labapp.checks`) and shows one line, "passed" or "not yet" with a hint. In a Jupyter
 kernel it also publishes a machine-readable record as a ``display_data`` output with the
 MIME type :data:`MIME` (``{"exercise", "passed", "hint", "summary", "details", ...}``);
-:func:`grade` runs each submission in a fresh kernel and reads those records back from the
-executed notebook.
+:mod:`labapp.grader` grades a class; it never reads these records (they are the learner's
+feedback): it runs each exercise's check itself after the learner's cells.
 
 ``solutions/NN_*.ipynb`` are the single source of the exercises: :func:`build_exercises`
 replaces every region between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` with a stub
@@ -61,7 +61,7 @@ class CheckResult:
         return f"{'✅' if self.passed else '❌'} {self.exercise} {verdict}: {self.summary}"
 
     def record(self) -> dict[str, Any]:
-        """The machine-readable form the grader reads (JSON-safe)."""
+        """The machine-readable form ``check()`` displays (JSON-safe; the grader never scores it)."""
         record = {"version": RECORD_VERSION, "exercise": self.exercise, "passed": self.passed,
                   "hint": self.hint, "summary": self.summary, "details": self.details,
                   "seconds": round(self.seconds, 3)}
@@ -253,28 +253,5 @@ def build_exercises(src: str | Path = "solutions", dst: str | Path = "exercises"
     return written
 
 
-def grade(path: str | Path, out: str | Path = "grades.csv", timeout: float = 120.0,
-          report: str | Path | None = None, progress: Any = print, jobs: int = 1) -> list[Any]:
-    """Run every submission in ``path`` in a fresh kernel and write a CSV and a Markdown report.
-
-    :param path: a folder holding one ``.ipynb`` per student and/or one folder per student
-        (every ``.ipynb`` inside is graded), or a single notebook.
-    :param out: the CSV to write: one row per student, a 0/1 score per exercise.
-    :param timeout: seconds each notebook may run (its cells, after the kernel started).
-    :param report: the Markdown report listing every failure's hint (default: ``out`` with
-        the suffix ``.md``).
-    :param progress: called with one line per step ("student 2 of 5: ..."); None for silence.
-    :param jobs: notebooks run side by side (default 1; each has its own kernel and lab, but
-        timing checks are fairest when the machine is not shared).
-    :return: one :class:`labapp.grader.StudentGrade` per student, sorted by name.
-    :raises FileNotFoundError: ``path`` does not exist.
-    :raises ValueError: ``path`` is neither a notebook nor a folder holding submissions.
-    """
-    from labapp import grader
-    return grader.grade_class(Path(path), Path(out), timeout,
-                              Path(report) if report else Path(out).with_suffix(".md"),
-                              progress or (lambda line: None), jobs)
-
-
-__all__ = ["MIME", "CheckResult", "build_exercises", "check", "exercise_ids", "grade",
+__all__ = ["MIME", "CheckResult", "build_exercises", "check", "exercise_ids",
            "make_exercise", "read_records", "strip_solutions"]
