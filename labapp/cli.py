@@ -177,7 +177,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_grade(args: argparse.Namespace) -> int:
     from labapp import grader
     grader.grade(args.path, out=args.out, timeout=args.timeout, report=args.report,
-                 jobs=args.jobs, resume=not args.fresh)
+                 jobs=args.jobs, resume=not args.fresh, names=args.names)
     return 0
 
 
@@ -238,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true",
                    help="grade every student again (default: keep results saved in <out>.runs/ "
                         "for unchanged submissions)")
+    p.add_argument("--names", action="store_true",
+                   help="name learners in misconceptions.md, written beside the CSV "
+                        "(default: anonymous)")
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("predictions", help="what a class predicted, from saved notebooks "

@@ -533,7 +533,7 @@ def load_student(folder: Path, student: str, fingerprint: str) -> list[NotebookR
 # --------------------------------------------------------------------------- a class
 def grade(path: str | Path, out: str | Path = "grades.csv", timeout: float = 120.0,
           report: str | Path | None = None, progress: Any = print, jobs: int = 1,
-          resume: bool = True) -> list[StudentGrade]:
+          resume: bool = True, names: bool = False) -> list[StudentGrade]:
     """Run every submission in ``path`` in its own sandbox; write a CSV and a Markdown report.
 
     :param path: a folder holding one ``.ipynb`` per student and/or one folder per student
@@ -549,6 +549,7 @@ def grade(path: str | Path, out: str | Path = "grades.csv", timeout: float = 120
         lab, but timing checks are fairest when the machine is not shared).
     :param resume: keep the saved result of every student whose files did not change since
         the last run with this ``out`` (False grades everyone again).
+    :param names: name learners in ``misconceptions.md`` (default: anonymous).
     :return: one :class:`StudentGrade` per student, sorted by name.
     :raises FileNotFoundError: ``path`` does not exist.
     :raises ValueError: ``path`` is neither a notebook nor a folder holding submissions, or
@@ -619,4 +620,19 @@ def grade(path: str | Path, out: str | Path = "grades.csv", timeout: float = 120
     write_csv(out, grades, columns)
     write_report(report, grades, columns, path, timeout, isolation)
     say(f"wrote {out} and {report} (executed notebooks in {folder}/)")
+    _class_predictions(path, [nb for s in submissions for nb in s[1]], out.parent, names, say)
     return grades
+
+
+def _class_predictions(path: Path, notebooks: list[Path], out_dir: Path, names: bool,
+                       say: Callable[[str], Any]) -> None:
+    """misconceptions.md/.png beside the grades, from the notebooks as the learners saved them."""
+    from labapp import predictions
+    root = path if path.is_dir() else path.parent
+    try:
+        made = predictions.write_report(notebooks, out_dir, names=names, root=root)
+    except Exception as exc:  # noqa: BLE001 - the grades are written; say why this part is not
+        logger.exception("the predictions report failed")
+        say(f"no misconceptions report: {type(exc).__name__}: {exc}"[:200])
+        return
+    say(f"wrote {made.markdown} and {made.png} (the class's predictions before measuring)")

@@ -517,6 +517,23 @@ def test_grading_twice_gives_the_same_scores(first_grading, tmp_path):
     assert not graded_processes()
 
 
+@pytest.mark.slow
+def test_grade_class_writes_the_class_predictions(first_grading):
+    assert (first_grading["out"].parent / "misconceptions.md").exists()
+    assert (first_grading["out"].parent / "misconceptions.png").exists()
+
+
+def test_grade_reads_predictions_from_the_notebooks_as_submitted(tmp_path):
+    from labapp import predictions
+    subs = ROOT / "tests" / "data" / "predictions_class" / "submissions"
+    notebooks = sorted(subs.rglob("*.ipynb"))
+    lines: list[str] = []
+    grader._class_predictions(subs, notebooks, tmp_path / "graded", False, lines.append)
+    direct = predictions.write_report(notebooks, tmp_path / "direct", root=subs)
+    assert (tmp_path / "graded" / "misconceptions.md").read_text() == direct.markdown.read_text()
+    assert "misconceptions.md" in lines[-1] and "nb07.myth1" in direct.markdown.read_text()
+
+
 # --------------------------------------------------------------------------- bookkeeping
 def test_same_student_twice_is_an_error_before_grading(tmp_path):
     subs = tmp_path / "subs"
