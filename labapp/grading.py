@@ -58,7 +58,7 @@ class CheckResult:
     def line(self) -> str:
         """The one line a learner reads."""
         verdict = "passed" if self.passed else "not yet"
-        return f"{'✅' if self.passed else '❌'} {self.exercise} {verdict}: {self.summary}"
+        return f"{'✓' if self.passed else '✗'} {self.exercise} {verdict}: {self.summary}"
 
     def record(self) -> dict[str, Any]:
         """The machine-readable form ``check()`` displays (JSON-safe; the grader never scores it)."""

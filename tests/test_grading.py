@@ -461,7 +461,7 @@ def test_check_shows_one_line_per_call(tmp_path):
     assert [len(outputs) for outputs in shown] == [1, 1, 1]
     assert MIME in shown[0][0]["data"] and MIME in shown[1][0]["data"]
     assert MIME not in shown[2][0]["data"], "showing a result again records nothing new"
-    assert shown[1][0]["data"]["text/plain"].startswith("✅ ex06_scaling passed")
+    assert shown[1][0]["data"]["text/plain"].startswith("✓ ex06_scaling passed")
     assert shown[2][0]["data"]["text/plain"] == shown[1][0]["data"]["text/plain"]
 
 
