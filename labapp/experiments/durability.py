@@ -14,6 +14,7 @@ crash separates ``everysec`` from ``always``, and no notebook can pull the plug.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
 import math
@@ -118,6 +119,13 @@ class DurabilityResult:
         """AOF-always throughput as a fraction of in-memory throughput (NaN if one is missing)."""
         return self.cost("aof_always", "memory")
 
+    def memory_verdict(self) -> str | None:
+        """``all``/``some``/``none``: what the in-memory server kept (None if it did not run)."""
+        if "memory" not in self.survivors:
+            return None
+        r = self.run("memory")
+        return "all" if r.kept_all else ("none" if r.survivors == 0 else "some")
+
     @property
     def teaches_lesson(self) -> bool:
         """True when every run kept (or lost) its queue as the notebook says it will.
@@ -205,22 +213,38 @@ def durability(lab: Any, n: int = NOTEBOOK_N, modes: Sequence[str] = MODES,
     runs: list[DurabilityRun] = []
     progress = Progress("durability", len(modes) + (len(RABBIT_MODES) if rabbitmq else 0))
     note = "not asked for (rabbitmq=False)"
+    node, booting = None, None
     try:
+        if rabbitmq:
+            # RabbitMQ boots in a few seconds: let it boot while valkey is being crashed
+            node, note = _private_node()
+            if node is not None:
+                pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rabbit-boot")
+                booting = pool.submit(node.start)
+                pool.shutdown(wait=False)  # the thread ends when the boot does
         if modes:
             lab.scale(0)  # nobody consumes: every enqueued task is still in the queue at the crash
         for mode in modes:
             runs.append(_crash_lab_broker(lab, mode, n))
             progress.update(1, mode)
-        if rabbitmq:
-            rabbit_runs, note = rabbitmq_runs(n, progress)
+        if node is not None and booting is not None:
+            progress.update(0, "waiting for the private RabbitMQ node to boot")
+            booting.result()
+            rabbit_runs, note = rabbitmq_runs(n, progress, node=node)
             runs.extend(rabbit_runs)
     finally:
-        if modes:
-            try:
-                lab.set_durable(durable)
-            finally:
-                lab.scale(workers, worker_type)
-        progress.close()
+        try:
+            if node is not None:
+                if booting is not None:
+                    concurrent.futures.wait([booting])
+                node.stop()
+        finally:
+            if modes:
+                try:
+                    lab.set_durable(durable)
+                finally:
+                    lab.scale(workers, worker_type)
+            progress.close()
     return DurabilityResult(n=n, runs=runs, rabbitmq_note=note)
 
 
@@ -251,16 +275,28 @@ def _crash_lab_broker(lab: Any, mode: str, n: int) -> DurabilityRun:
                          crashed="valkey-server SIGKILLed and restarted", down_s=down)
 
 
-def rabbitmq_runs(n: int, progress: Progress | None = None) -> tuple[list[DurabilityRun], str]:
-    """Publish ``n`` messages per RabbitMQ variant to a private node, SIGKILL it, count survivors.
-
-    Returns ``([], why)`` in one line when no ``rabbitmq-server`` is installed.
-    """
+def _private_node() -> tuple[Any, str]:
+    """A private RabbitMQ node, not started yet, or (None, why it is skipped) in one line."""
     from labapp import rabbit
 
     ok, why = rabbit.available()
     if not ok:
-        return [], f"skipped: {why}"
+        return None, f"skipped: {why}"
+    return rabbit.PrivateRabbit(), ""
+
+
+def rabbitmq_runs(n: int, progress: Progress | None = None,
+                  node: Any = None) -> tuple[list[DurabilityRun], str]:
+    """Publish ``n`` messages per RabbitMQ variant to a private node, SIGKILL it, count survivors.
+
+    ``node``: a :class:`labapp.rabbit.PrivateRabbit` (started or not; stopped afterwards);
+    by default a new one. Returns ``([], why)`` in one line when no ``rabbitmq-server`` is
+    installed.
+    """
+    if node is None:
+        node, why = _private_node()
+        if node is None:
+            return [], why
     import kombu
 
     variants = {  # key: (durable queue, delivery_mode: 2 = persistent, 1 = transient)
@@ -273,7 +309,7 @@ def rabbitmq_runs(n: int, progress: Progress | None = None) -> tuple[list[Durabi
     before: dict[str, int] = {}
     if progress is not None:
         progress.update(0, "starting a private RabbitMQ node")
-    with rabbit.PrivateRabbit() as node:
+    with node:  # starts it unless it is running; stops it and deletes its folder at the end
         # confirm_publish: publish() returns once the broker took the message (for a
         # persistent message on a durable queue, once it is written to disk)
         with kombu.Connection(node.url, transport_options={"confirm_publish": True}) as conn:

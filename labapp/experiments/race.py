@@ -301,6 +301,20 @@ class LockResult:
             ok &= r.lost_updates == 0 and r.refused == 0 and r.taken == r.tasks and r.locked > 0
         return bool(got) and ok
 
+    def lock_verdict(self) -> str | None:
+        """What happened to the second task under ``lock_task``: ``fails``, ``waits`` or ``both``.
+
+        None when the lock run is missing or the two tasks did not overlap.
+        """
+        if not any(r.strategy == "lock" for r in self.runs):
+            return None
+        r = self.run("lock")
+        if r.lost_updates:
+            return "both"
+        if r.refused:
+            return "fails"
+        return "waits" if r.locked else None
+
     def conclusions(self) -> list[str]:
         """What this run showed, one sentence per strategy, numbers included."""
         out = []
@@ -316,9 +330,10 @@ class LockResult:
                            f"TaskLockedException instead of waiting: no update was lost, but "
                            f"that item was never taken.")
             elif r.locked:
-                out.append(f"{head}. The task that found the lock taken ({r.locked} time(s)) "
-                           f"was retried by the scheduler and then ran: both items taken, "
-                           f"{r.seconds:.1f} s in all.")
+                times = "once" if r.locked == 1 else f"{r.locked} times"
+                out.append(f"{head}. The task that found the lock taken ({times}) was "
+                           f"retried by Huey's scheduler and then ran: all {r.taken} items "
+                           f"taken, {r.seconds:.1f} s in all.")
             else:
                 out.append(f"{head}. The two tasks did not overlap this time, so nothing "
                            f"collided (the lock had nothing to prevent).")
@@ -392,3 +407,22 @@ def lock_race(lab: Any, workers: int = 2, seconds: float = 0.3, stock: int = 5,
 def notebook_sized_lock(lab: Any) -> LockResult:
     """The lock demo notebook 08 runs: two tasks of 0.3 s per strategy on 2 workers."""
     return lock_race(lab)
+
+
+def pipeline_arguments(lab: Any, timeout: float = 10.0) -> dict[str, str]:
+    """Run ``step_a(key).then(step_b, key)`` once; return the arguments each step was enqueued with.
+
+    Huey enqueues B when A completes, appending A's return value to the arguments given to
+    ``.then()`` (``Task.extend_data``: a tuple extends them, a dict fills missing keyword
+    arguments, ``None`` adds nothing). ``step_a`` returns its key, so B receives two.
+    """
+    key = f"then-{uuid.uuid4().hex[:6]}"
+    cursor = lab.cursor()
+    a = tasks.signature("step_a", {"key": key, "seconds": 0.0})
+    handles = list(lab.huey.enqueue(a.then(tasks.TASKS["step_b"], key)))
+    if not lab.wait(handles, timeout=timeout):
+        raise TimeoutError(f"the pipeline did not finish in {timeout:.0f} s: "
+                           f"see lab.logs('worker')")
+    ids = {h.id: name for h, name in zip(handles, ("step_a", "step_b"))}
+    return {ids[e.task_id]: e.detail for e in lab.events(since=cursor)
+            if e.kind == "enqueued" and e.task_id in ids}
