@@ -100,9 +100,12 @@ class WorkerLossResult:
         """True when the SIGKILL lost a running task for good and the graceful restart lost none."""
         return self.lost_on_kill > 0 and not self.redelivered and self.lost_on_restart == 0
 
-    def verdict(self) -> str:
-        """``no`` when the killed worker's task was lost, ``yes`` when another worker ran it."""
-        return "yes" if self.redelivered or not self.lost_on_kill else "no"
+    def verdict(self) -> str | None:
+        """``no`` when the killed worker's task was lost, ``yes`` when another worker ran it,
+        None when the kill hit no running task (the run settles nothing)."""
+        if self.redelivered:
+            return "yes"
+        return "no" if self.lost_on_kill else None
 
     def conclusions(self) -> list[str]:
         """What this run showed, numbers included."""
