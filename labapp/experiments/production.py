@@ -155,3 +155,8 @@ def app_factory(lab: Any, timeout: float = 15.0) -> AppFactoryResult:
     return AppFactoryResult(status=response.status_code, body=body, final=final,
                             bad_status=bad.status_code, bad_body=bad.get_json(),
                             seconds=seconds)
+
+
+def notebook_sized(lab: Any) -> SecondWorkerResult:
+    """The run notebook 09 makes: 12 tasks of 0.3 s with one extra consumer."""
+    return second_worker(lab, tasks=12, seconds=0.3)

@@ -217,7 +217,7 @@ def _collect(lab: Any, pairs: list[tuple[str, int, str, str, str, str]],
             for s, r, k, o, a, b in pairs]
 
 
-def notebook_sized(lab: Any) -> RaceResult:
+def notebook_sized_race(lab: Any) -> RaceResult:
     """The run notebook 08 makes: 20 pairs per strategy on 2 workers."""
     return race(lab, repetitions=20, workers=2)
 

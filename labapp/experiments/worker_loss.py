@@ -265,7 +265,7 @@ def _finished(lab: Any, cursor: str, ids: set[str]) -> set[str]:
     return done | {i for i in ids - done if storage.has_data_for_key(i)}
 
 
-def notebook_sized(lab: Any) -> WorkerLossResult:
+def notebook_sized_worker_loss(lab: Any) -> WorkerLossResult:
     """The run notebook 08 makes: 4 tasks of 0.5 s on 2 process workers."""
     return worker_loss(lab, tasks=4, seconds=0.5, workers=2, worker_type="process")
 
@@ -289,6 +289,12 @@ class LostTaskDemo:
     @property
     def lost(self) -> bool:
         return "complete" not in self.kinds and self.result is None
+
+    @property
+    def teaches_lesson(self) -> bool:
+        """The monitor saw running → stuck → lost, the task never finished, a replacement came."""
+        return (self.lost and self.states[-2:] == ["stuck", "lost"]
+                and self.replacement_pid is not None)
 
     def conclusions(self) -> list[str]:
         """What this demo showed, numbers included."""
@@ -379,3 +385,8 @@ def lost_task(lab: Any, seconds: float = 5.0, stuck_after: float = 1.0, monitor:
                         stuck_after=stuck_after, stuck_seen_after=stuck_seen, states=states,
                         kinds=kinds, result=result, replacement_pid=fresh[0] if fresh else None,
                         replaced_after=replaced_after)
+
+
+def notebook_sized_lost_task(lab: Any) -> LostTaskDemo:
+    """The monitor demo notebook 08 runs: one 5 s task, stuck after 1 s, its worker killed."""
+    return lost_task(lab, seconds=5.0, stuck_after=1.0)
