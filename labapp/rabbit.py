@@ -138,10 +138,11 @@ class PrivateRabbit:
         self.epmd: subprocess.Popen[bytes] | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
-        (self.dir / "rabbitmq.conf").write_text(
-            f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
-            "loopback_users.guest = true\n"
-            "disk_free_limit.absolute = 10MB\n")
+        # The classic Erlang-term format: no config schema to translate at boot (faster).
+        (self.dir / "rabbitmq.config").write_text(
+            f'[{{rabbit, [{{tcp_listeners, [{{"127.0.0.1", {self.port}}}]}},\n'
+            '            {loopback_users, [<<"guest">>]},\n'
+            '            {disk_free_limit, 10000000}]}].\n')
         (self.dir / "enabled_plugins").write_text("[].\n")
         (self.dir / "rabbitmq-env.conf").write_text("")  # not /etc/rabbitmq/rabbitmq-env.conf
         _NODES.add(self)
@@ -187,7 +188,7 @@ class PrivateRabbit:
             "ERL_EPMD_ADDRESS": "127.0.0.1",
             "RABBITMQ_MNESIA_BASE": str(d / "mnesia"),
             "RABBITMQ_LOG_BASE": str(d / "log"),
-            "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq.conf"),
+            "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq.config"),
             "RABBITMQ_ADVANCED_CONFIG_FILE": str(d / "advanced.config"),
             "RABBITMQ_CONF_ENV_FILE": str(d / "rabbitmq-env.conf"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(d / "enabled_plugins"),
