@@ -14,7 +14,6 @@ crash separates ``everysec`` from ``always``, and no notebook can pull the plug.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import logging
 import math
@@ -213,38 +212,23 @@ def durability(lab: Any, n: int = NOTEBOOK_N, modes: Sequence[str] = MODES,
     runs: list[DurabilityRun] = []
     progress = Progress("durability", len(modes) + (len(RABBIT_MODES) if rabbitmq else 0))
     note = "not asked for (rabbitmq=False)"
-    node, booting = None, None
     try:
-        if rabbitmq:
-            # RabbitMQ boots in a few seconds: let it boot while valkey is being crashed
-            node, note = _private_node()
-            if node is not None:
-                pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rabbit-boot")
-                booting = pool.submit(node.start)
-                pool.shutdown(wait=False)  # the thread ends when the boot does
+        # One broker at a time: a RabbitMQ booting beside valkey would slow valkey's timings.
         if modes:
             lab.scale(0)  # nobody consumes: every enqueued task is still in the queue at the crash
         for mode in modes:
             runs.append(_crash_lab_broker(lab, mode, n))
             progress.update(1, mode)
-        if node is not None and booting is not None:
-            progress.update(0, "waiting for the private RabbitMQ node to boot")
-            booting.result()
-            rabbit_runs, note = rabbitmq_runs(n, progress, node=node)
+        if rabbitmq:
+            rabbit_runs, note = rabbitmq_runs(n, progress)
             runs.extend(rabbit_runs)
     finally:
-        try:
-            if node is not None:
-                if booting is not None:
-                    concurrent.futures.wait([booting])
-                node.stop()
-        finally:
-            if modes:
-                try:
-                    lab.set_durable(durable)
-                finally:
-                    lab.scale(workers, worker_type)
-            progress.close()
+        if modes:
+            try:
+                lab.set_durable(durable)
+            finally:
+                lab.scale(workers, worker_type)
+        progress.close()
     return DurabilityResult(n=n, runs=runs, rabbitmq_note=note)
 
 
@@ -290,7 +274,7 @@ def rabbitmq_runs(n: int, progress: Progress | None = None,
     """Publish ``n`` messages per RabbitMQ variant to a private node, SIGKILL it, count survivors.
 
     ``node``: a :class:`labapp.rabbit.PrivateRabbit` (started or not; stopped afterwards);
-    by default a new one. Returns ``([], why)`` in one line when no ``rabbitmq-server`` is
+    by default a new one, booted while nothing else is measured. Returns ``([], why)`` in one line when no ``rabbitmq-server`` is
     installed.
     """
     if node is None:
