@@ -383,11 +383,13 @@ def lock_race(lab: Any, workers: int = 2, seconds: float = 0.3, stock: int = 5,
 
             def finished() -> bool:
                 kinds.clear()
+                ended = set()
                 for ev in lab.events(since=cursor):
                     if ev.task_id in ids:
                         kinds.setdefault(ev.task_id, []).append(ev.kind)
-                ends = [e for e in lab.events(since=cursor) if e.task_id in ids and e.terminal]
-                return {e.task_id for e in ends} == ids
+                        if ev.terminal:
+                            ended.add(ev.task_id)
+                return ended == ids
 
             if not procs.wait_until(finished, timeout, max_interval=0.05):
                 logger.warning("lock demo %s: tasks did not finish in %.0f s", strategy, timeout)
