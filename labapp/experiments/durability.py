@@ -172,9 +172,12 @@ class DurabilityResult:
                 out.append(f"Safety cost: {what} enqueued {slow:,.0f} tasks/s against "
                            f"{quick:,.0f} without it ({ratio:.0%} of the speed).")
             else:
+                took = self.run(fast).elapsed_s + self.run(safe).elapsed_s
                 out.append(f"{what.capitalize()} enqueued {slow:,.0f} tasks/s against "
-                           f"{quick:,.0f} without it ({ratio:.0%}): no clear cost in this run "
-                           f"(a fast disk, or a filesystem that makes fsync cheap).")
+                           f"{quick:,.0f} without it ({ratio:.0%}): no clear cost in this run. "
+                           f"Both loops together lasted {took:.2f} s, short enough for other "
+                           f"work on this machine to hide the difference (or the disk makes "
+                           f"fsync cheap): run it again, or with a larger n.")
         if not self.has_rabbitmq:
             out.append(f"RabbitMQ: {self.rabbitmq_note}")
         return out
