@@ -203,3 +203,13 @@ def test_second_worker_share_decides_the_sentence(split, teaches):
     assert r.teaches_lesson is teaches
     text = " ".join(r.conclusions())
     assert ("it ran 4, the lab's own workers 8" in text) if teaches else ("It ran none" in text)
+
+
+def test_durability_cost_lesson_follows_the_rates():
+    slow_safe = dur(USUAL, {"memory": 3000, "aof_always": 500, "rabbitmq_durable": 800,
+                            "rabbitmq_transient": 9000})
+    assert slow_safe.teaches_cost
+    inverted = dur(USUAL, {"memory": 3000, "aof_always": 500, "rabbitmq_durable": 1200,
+                           "rabbitmq_transient": 600})
+    assert not inverted.teaches_cost
+    assert any("no clear cost in this run" in c and "larger n" in c for c in inverted.conclusions())
