@@ -57,6 +57,8 @@ def test_crash_keeps_only_durable_persistent_messages(tmp_path):
             producer = kombu.Producer(channel)
             for name, durable, mode in (("keep", True, 2), ("gone", False, 1)):
                 kombu.Queue(name, exchange="", routing_key=name, durable=durable)(channel).declare()
+            assert node.sync_definitions()
+            for name, durable, mode in (("keep", True, 2), ("gone", False, 1)):
                 for _ in range(5):
                     producer.publish(b"x", routing_key=name, delivery_mode=mode, declare=[])
         old = node.proc.pid

@@ -319,6 +319,8 @@ def rabbitmq_runs(n: int, progress: Progress | None = None,
             for key, (durable, mode) in variants.items():
                 kombu.Queue(key, exchange="", routing_key=key, durable=durable,
                             auto_delete=False)(channel).declare()
+            synced = node.sync_definitions()  # the queues on disk: the test is about messages
+            for key, (durable, mode) in variants.items():
                 timings = []
                 t0 = time.perf_counter()
                 for _ in range(n):
@@ -339,7 +341,9 @@ def rabbitmq_runs(n: int, progress: Progress | None = None,
                 except conn.channel_errors:  # the queue itself did not survive
                     counts[key], missing[key] = 0, True
         note = (f"a private node ({node.node}, port {node.port}) was SIGKILLed and restarted; "
-                f"the machine's own RabbitMQ was not touched")
+                f"the machine's own RabbitMQ was not touched"
+                + ("" if synced else "; its queue definitions could not be synced to disk "
+                   "first (rabbitmqctl failed), so a lost durable queue may be that"))
     runs = [DurabilityRun(key=key, label=LABELS[key], n=n, enqueue_s=measured[key][0],
                           elapsed_s=measured[key][1], queued_before=before[key], survivors=counts[key],
                           crashed="private RabbitMQ node SIGKILLed and restarted", down_s=down,
