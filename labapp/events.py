@@ -32,7 +32,9 @@ STREAM_MAXLEN = 200_000
 LINGER = 0.005  # seconds a worker's event writer collects events before one pipelined write
 DETAIL_MAX = 120
 #: Events after which a task will not run again (an ``error`` only when no retries are left).
-TERMINAL = {"complete", "revoked", "expired", "canceled", "interrupted", "locked"}
+TERMINAL = {"complete", "revoked", "expired", "canceled", "interrupted"}
+#: Events that end a task only when it has no retries left (else ``retrying`` follows).
+FINAL_WITHOUT_RETRIES = {"error", "locked"}
 #: Events that end a worker's current task (it is then no longer busy). ``retrying`` is
 #: here because a task that raises ``RetryTask`` emits no ``error``, only ``retrying``.
 WORKER_DONE = {"complete", "error", "canceled", "interrupted", "locked", "timeout",
@@ -63,7 +65,7 @@ class Event:
     @property
     def terminal(self) -> bool:
         """True when the task will not run again after this event."""
-        return self.kind in TERMINAL or (self.kind == "error" and self.retries == 0)
+        return self.kind in TERMINAL or (self.kind in FINAL_WITHOUT_RETRIES and self.retries == 0)
 
 
 def worker_label() -> str:

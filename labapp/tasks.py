@@ -272,6 +272,28 @@ def step_b(key: str = "race", *_upstream: Any) -> str:
     return outcome
 
 
+@demo(key=Param(str, "stock", pattern=KEY), seconds=Param(float, 0.2, 0.0, 5.0),
+      use_lock=Param(int, 0, 0, 1))
+def take_stock(key: str = "stock", seconds: float = 0.2, use_lock: int = 0) -> int:
+    """Take one item from a stock counter: read it, work ``seconds``, write it back minus one.
+
+    Without a lock two copies running at once both read the same number (a lost update).
+    With ``use_lock=1`` the read-work-write runs inside ``huey.lock_task``: a copy that finds
+    the lock taken does not wait, it raises ``TaskLockedException`` (Huey's ``locked``
+    signal; retried only when the task was enqueued with ``retries``). Returns the stock left.
+    """
+    def take() -> int:
+        left = int(_conn().get(lab_key("stock", key)) or 0)
+        time.sleep(seconds)
+        _conn().set(lab_key("stock", key), left - 1, ex=3600)
+        return left - 1
+
+    if use_lock:
+        with huey.lock_task(f"stock-{key}"):
+            return take()
+    return take()
+
+
 @demo(seq=Param(int, 0, 0, 1_000_000), seconds=Param(float, 0.0, 0.0, 5.0))
 def record(seq: int = 0, seconds: float = 0.0) -> int:
     """Wait ``seconds``, then append ``seq`` to a list: completion order, made visible."""

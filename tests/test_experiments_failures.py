@@ -9,11 +9,13 @@ import os
 import signal
 import threading
 
+import psutil
 import pytest
 import redis
 
 from labapp import compare
 from labapp import procs
+from labapp import rabbit
 from labapp.broker import BrokerError
 from labapp.experiments import durability
 from labapp.experiments import race
@@ -36,11 +38,12 @@ def assert_usable(lab, workers: int, worker_type: str = "thread", durable: bool 
 def test_durability_memory_loses_all_aof_keeps_all(make_lab):
     lab = make_lab(workers=1)
     result = durability(lab, n=100, rabbitmq=False)
-    assert result.survivors == {"memory": 0, "aof_always": 100}
-    assert [r.queued_before for r in result.runs] == [100, 100]
+    assert result.survivors == {"memory": 0, "aof_everysec": 100, "aof_always": 100}
+    assert [r.queued_before for r in result.runs] == [100, 100, 100]
     assert all(len(r.enqueue_s) == 100 for r in result.runs)
     assert result.throughput_per_s["memory"] > 0 and result.throughput_per_s["aof_always"] > 0
     assert "survivors" in repr(result) and "0/100" in repr(result)
+    assert result.teaches_lesson
     assert_usable(lab, workers=1)
 
 
@@ -66,35 +69,34 @@ def test_durability_interrupted_leaves_lab_usable(make_lab):
     thread = threading.Thread(target=interrupt_when_durable, daemon=True)
     thread.start()
     with pytest.raises(KeyboardInterrupt):
-        durability(lab, n=5000, rabbitmq=False)
+        durability(lab, n=5000, modes=("aof_always",), rabbitmq=False)
     thread.join(5)
     probe.close()
     assert_usable(lab, workers=1)
     assert lab.queue_length() == 0
 
 
-@pytest.mark.external
-def test_durability_rabbitmq_counts_without_killing_the_server(make_lab):
-    kombu = pytest.importorskip("kombu")
+@pytest.mark.slow
+@pytest.mark.skipif(not rabbit.available()[0], reason=rabbit.available()[1])
+def test_durability_crashes_a_private_rabbitmq_not_the_shared_one(make_lab):
     lab = make_lab(workers=0)
-    result = durability(lab, n=20, modes=("memory",))
-    if result.rabbitmq_note.startswith("skipped"):
-        pytest.skip(result.rabbitmq_note)
-    assert result.survivors["rabbitmq_durable"] == 20
-    assert result.survivors["rabbitmq_transient"] == 20
-    assert "NOT killed" in repr(result)
-    url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
-    with kombu.Connection(url) as conn:  # the queues we made are gone again
-        with pytest.raises(Exception, match="NOT_FOUND"):
-            conn.channel().queue_declare(f"queue_lab.{lab.name}.rabbitmq_durable", passive=True)
+    result = durability(lab, n=20, modes=())
+    assert result.survivors == {"rabbitmq_durable": 20, "rabbitmq_durable_queue": 0,
+                                "rabbitmq_transient": 0}
+    assert "private node" in result.rabbitmq_note and "not touched" in result.rabbitmq_note
+    assert result.teaches_lesson
+    assert not any("queue-lab-rabbit-" in " ".join(p.info["cmdline"] or [])
+                   for p in psutil.process_iter(["cmdline"]))
 
 
-def test_durability_without_rabbitmq_skips_and_says_how_to_get_one(make_lab):
+def test_durability_without_rabbitmq_skips_in_one_line(make_lab, monkeypatch):
+    monkeypatch.setenv("LAB_RABBITMQ_SERVER", "/nonexistent/rabbitmq-server")
     lab = make_lab(workers=0)
-    result = durability(lab, n=10, modes=("memory",), amqp_url="amqp://guest:guest@127.0.0.1:1//")
+    result = durability(lab, n=10, modes=("memory",))
     assert result.survivors == {"memory": 0}
-    assert result.rabbitmq_note.startswith("skipped") and "AMQP_URL" in result.rabbitmq_note
-    assert "AMQP_URL" in repr(result)
+    assert result.rabbitmq_note.startswith("skipped") and "\n" not in result.rabbitmq_note
+    assert "LAB_RABBITMQ_SERVER" in repr(result)
+    assert any(c.startswith("RabbitMQ: skipped") for c in result.conclusions())
 
 
 def test_durability_refuses_an_external_server(make_lab, external_redis):

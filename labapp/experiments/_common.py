@@ -48,7 +48,10 @@ class Progress:
 
     def _write(self, note: str, end: str = "") -> None:
         took = time.monotonic() - self.start
-        self.stream.write(f"\r{self.label}: {self.done}/{self.total} · {took:.1f} s {note}".rstrip() + end)
+        line = f"{self.label}: {self.done}/{self.total} · {took:.1f} s {note}".rstrip()
+        # pad over a longer previous line, so "\r" never leaves its tail behind
+        self.stream.write("\r" + line.ljust(getattr(self, "_width", 0)) + end)
+        self._width = len(line)
         self.stream.flush()
 
     def close(self, note: str = "") -> None:

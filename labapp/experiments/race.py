@@ -9,9 +9,11 @@ import dataclasses
 import logging
 import math
 import random
+import time
 import uuid
 from typing import Any, Sequence
 
+from labapp import procs
 from labapp import tasks
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
@@ -77,6 +79,47 @@ class RaceResult:
         """Fraction of repetitions that failed, per strategy."""
         reps = self.repetitions
         return {s: (f / reps[s] if reps[s] else math.nan) for s, f in self.failures.items()}
+
+    @property
+    def fixes_that_reached_zero(self) -> list[str]:
+        """The explicit-dependency strategies (pipeline, wait_result) with no miss in this run."""
+        return [s for s in ("pipeline", "wait_result")
+                if s in self.strategies and self.failures[s] == 0]
+
+    @property
+    def teaches_lesson(self) -> bool:
+        """True when enqueuing A first still failed and every explicit fix run reached zero."""
+        fixes = [s for s in ("pipeline", "wait_result") if s in self.strategies]
+        naive = [s for s in ("a_first", "independent") if s in self.strategies]
+        return (bool(naive) and all(self.failures[s] > 0 for s in naive)
+                and self.fixes_that_reached_zero == fixes)
+
+    def verdict(self, strategy: str = "a_first") -> str | None:
+        """``never``/``sometimes``/``mostly``: how often B missed A's output with ``strategy``."""
+        if strategy not in self.strategies:
+            return None
+        failed, n = self.failures[strategy], self.repetitions[strategy]
+        return "never" if failed == 0 else ("mostly" if failed >= 0.8 * n else "sometimes")
+
+    def conclusions(self) -> list[str]:
+        """What this run showed, one sentence per strategy, numbers included."""
+        f, n = self.failures, self.repetitions
+        out = []
+        for s in self.strategies:
+            out.append(f"{DESCRIPTIONS[s]}: B missed A's output in {f[s]} of {n[s]} runs.")
+        naive = [s for s in ("a_first", "independent") if s in self.strategies]
+        if naive and all(f[s] == 0 for s in naive):
+            out.append("Enqueuing A first never failed this time: A happened to finish before B "
+                       "read. Nothing guarantees it; on another run or a busier machine it fails.")
+        fixes = [s for s in ("pipeline", "wait_result") if s in self.strategies]
+        good = self.fixes_that_reached_zero
+        if good:
+            out.append(f"Reached zero: {', '.join(good)} (each states the dependency explicitly).")
+        for s in fixes:
+            if f[s]:
+                out.append(f"{s} missed {f[s]} times: a fix that still fails means something "
+                           f"else went wrong (a timeout, a lost worker): see lab.logs('worker').")
+        return out
 
     def __repr__(self) -> str:
         lines = [f"Race A→B ({self.workers} workers, A works {self.a_seconds} s, seed {self.seed}):"]
@@ -172,3 +215,216 @@ def _collect(lab: Any, pairs: list[tuple[str, int, str, str, str, str]],
     return [RaceRun(strategy=s, rep=r, key=k, order=o, outcome=outcome.get(k, "lost"),
                     a_start=start.get(a, nan), a_end=end.get(a, nan), b_start=start.get(b, nan))
             for s, r, k, o, a, b in pairs]
+
+
+def notebook_sized_race(lab: Any) -> RaceResult:
+    """The run notebook 08 makes: 20 pairs per strategy on 2 workers."""
+    return race(lab, repetitions=20, workers=2)
+
+
+# --------------------------------------------------------------------------- the lock
+LOCK_STRATEGIES = ("no_lock", "lock", "lock_retry")
+LOCK_DESCRIPTIONS = {
+    "no_lock": "no lock",
+    "lock": "huey.lock_task",
+    "lock_retry": "huey.lock_task + retries=2, retry_delay=1",
+}
+
+
+@dataclasses.dataclass
+class LockRun:
+    """Two ``take_stock`` tasks started together on one stock counter."""
+
+    strategy: str
+    start_stock: int
+    final_stock: int
+    kinds: dict[str, list[str]]   #: event kinds of each task, in order
+    start: float                  #: time.time() before the enqueue
+    end: float                    #: time.time() when both tasks had finished
+
+    @property
+    def tasks(self) -> int:
+        return len(self.kinds)
+
+    @property
+    def completed(self) -> int:
+        """Tasks that finished their work (``complete``)."""
+        return sum("complete" in k for k in self.kinds.values())
+
+    @property
+    def locked(self) -> int:
+        """Times a task found the lock taken (``TaskLockedException``), retries included."""
+        return sum(k.count("locked") for k in self.kinds.values())
+
+    @property
+    def refused(self) -> int:
+        """Tasks that never did their work: locked with no retry left."""
+        return sum("complete" not in k for k in self.kinds.values())
+
+    @property
+    def taken(self) -> int:
+        """Items the stock actually went down by."""
+        return self.start_stock - self.final_stock
+
+    @property
+    def lost_updates(self) -> int:
+        """Completed tasks whose write was overwritten (completed, yet the stock did not move)."""
+        return max(0, self.completed - self.taken)
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+@dataclasses.dataclass
+class LockResult:
+    """``take_stock`` run twice at once, without a lock, with ``lock_task``, and with retries."""
+
+    workers: int
+    seconds: float
+    runs: list[LockRun]
+
+    def run(self, strategy: str) -> LockRun:
+        return next(r for r in self.runs if r.strategy == strategy)
+
+    @property
+    def teaches_lesson(self) -> bool:
+        """No lock: a lost update; lock: no lost update but a task refused; retry: both taken."""
+        got = {r.strategy: r for r in self.runs}
+        ok = True
+        if "no_lock" in got:
+            ok &= got["no_lock"].lost_updates > 0
+        if "lock" in got:
+            ok &= got["lock"].lost_updates == 0 and got["lock"].refused > 0
+        if "lock_retry" in got:
+            r = got["lock_retry"]
+            ok &= r.lost_updates == 0 and r.refused == 0 and r.taken == r.tasks and r.locked > 0
+        return bool(got) and ok
+
+    def lock_verdict(self) -> str | None:
+        """What happened to the second task under ``lock_task``: ``fails``, ``waits`` or ``both``.
+
+        None when the lock run is missing or the two tasks did not overlap.
+        """
+        if not any(r.strategy == "lock" for r in self.runs):
+            return None
+        r = self.run("lock")
+        if r.lost_updates:
+            return "both"
+        if r.refused:
+            return "fails"
+        return "waits" if r.locked else None
+
+    def conclusions(self) -> list[str]:
+        """What this run showed, one sentence per strategy, numbers included."""
+        out = []
+        for r in self.runs:
+            head = (f"{LOCK_DESCRIPTIONS[r.strategy]}: {r.tasks} tasks each took one item from "
+                    f"a stock of {r.start_stock}; it ended at {r.final_stock}")
+            if r.lost_updates:
+                out.append(f"{head}. {r.completed} completed but the stock fell by only "
+                           f"{r.taken}: {r.lost_updates} update(s) lost, because both read "
+                           f"{r.start_stock} before either wrote.")
+            elif r.refused:
+                out.append(f"{head}. {r.refused} task(s) found the lock taken and raised "
+                           f"TaskLockedException instead of waiting: no update was lost, but "
+                           f"that item was never taken.")
+            elif r.locked:
+                times = "once" if r.locked == 1 else f"{r.locked} times"
+                out.append(f"{head}. The task that found the lock taken ({times}) was "
+                           f"retried by Huey's scheduler and then ran: all {r.taken} items "
+                           f"taken, {r.seconds:.1f} s in all.")
+            else:
+                out.append(f"{head}. The two tasks did not overlap this time, so nothing "
+                           f"collided (the lock had nothing to prevent).")
+        return out
+
+    def __repr__(self) -> str:
+        lines = [f"Lock demo ({self.workers} workers, each task works {self.seconds} s):"]
+        for r in self.runs:
+            lines.append(f"  {LOCK_DESCRIPTIONS[r.strategy]:<42} stock {r.start_stock} → "
+                         f"{r.final_stock}  completed {r.completed}/{r.tasks}, "
+                         f"'locked' {r.locked}, lost updates {r.lost_updates}")
+        return "\n".join(lines)
+
+
+def lock_race(lab: Any, workers: int = 2, seconds: float = 0.3, stock: int = 5,
+              strategies: Sequence[str] = LOCK_STRATEGIES, timeout: float = 15.0) -> LockResult:
+    """Start two ``take_stock`` tasks at once per strategy; count lost updates and refusals.
+
+    ``lock_retry`` waits for Huey's scheduler (retry_delay=1 s, its tick is one second), so
+    it takes 1-3 s. The lab is scaled to ``workers`` (at least 2) and restored afterwards.
+    """
+    check_range("workers", workers, 2, 16, integer=True)
+    check_range("seconds", seconds, 0.05, 2.0)
+    check_range("stock", stock, 2, 1000, integer=True)
+    check_range("timeout", timeout, 2.0, 60.0)
+    strategies = tuple(strategies)
+    if not strategies or any(s not in LOCK_STRATEGIES for s in strategies) or \
+            len(set(strategies)) != len(strategies):
+        raise ValueError(f"strategies={strategies!r}: choose from {LOCK_STRATEGIES}")
+    saved = (lab.config.workers, lab.config.worker_type)
+    conn = lab.redis
+    runs = []
+    progress = Progress("lock", len(strategies))
+    try:
+        lab.scale(workers)
+        for strategy in strategies:
+            key = f"{strategy}-{uuid.uuid4().hex[:6]}"
+            conn.set(tasks.lab_key("stock", key), stock, ex=3600)
+            params = {"key": key, "seconds": seconds, "use_lock": int(strategy != "no_lock")}
+            if strategy == "lock_retry":
+                params.update(retries=2, retry_delay=1.0)
+            cursor = lab.cursor()
+            start = time.time()
+            handles = [lab.enqueue("take_stock", **params) for _ in range(2)]
+            ids = {h.id for h in handles}
+            kinds: dict[str, list[str]] = {}
+
+            def finished() -> bool:
+                kinds.clear()
+                ended = set()
+                for ev in lab.events(since=cursor):
+                    if ev.task_id in ids:
+                        kinds.setdefault(ev.task_id, []).append(ev.kind)
+                        if ev.terminal:
+                            ended.add(ev.task_id)
+                return ended == ids
+
+            if not procs.wait_until(finished, timeout, max_interval=0.05):
+                logger.warning("lock demo %s: tasks did not finish in %.0f s", strategy, timeout)
+            final = int(conn.get(tasks.lab_key("stock", key)) or 0)
+            runs.append(LockRun(strategy=strategy, start_stock=stock, final_stock=final,
+                                kinds={h.id: kinds.get(h.id, []) for h in handles},
+                                start=start, end=time.time()))
+            progress.update(1, strategy)
+    finally:
+        try:
+            lab.scale(*saved)
+        finally:
+            progress.close()
+    return LockResult(workers=workers, seconds=seconds, runs=runs)
+
+
+def notebook_sized_lock(lab: Any) -> LockResult:
+    """The lock demo notebook 08 runs: two tasks of 0.3 s per strategy on 2 workers."""
+    return lock_race(lab)
+
+
+def pipeline_arguments(lab: Any, timeout: float = 10.0) -> dict[str, str]:
+    """Run ``step_a(key).then(step_b, key)`` once; return the arguments each step was enqueued with.
+
+    Huey enqueues B when A completes, appending A's return value to the arguments given to
+    ``.then()`` (``Task.extend_data``: a tuple extends them, a dict fills missing keyword
+    arguments, ``None`` adds nothing). ``step_a`` returns its key, so B receives two.
+    """
+    key = f"then-{uuid.uuid4().hex[:6]}"
+    cursor = lab.cursor()
+    a = tasks.signature("step_a", {"key": key, "seconds": 0.0})
+    handles = list(lab.huey.enqueue(a.then(tasks.TASKS["step_b"], key)))
+    if not lab.wait(handles, timeout=timeout):
+        raise TimeoutError(f"the pipeline did not finish in {timeout:.0f} s: "
+                           f"see lab.logs('worker')")
+    ids = {h.id: name for h, name in zip(handles, ("step_a", "step_b"))}
+    return {ids[e.task_id]: e.detail for e in lab.events(since=cursor)
+            if e.kind == "enqueued" and e.task_id in ids}

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from labapp import procs
+from labapp.stats import STUCK_AFTER
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
 
@@ -83,6 +84,52 @@ class WorkerLossResult:
     def lost_on_restart(self) -> int:
         """Tasks lost in the graceful restart (expected 0)."""
         return len(self.graceful.lost)
+
+    @property
+    def redelivered(self) -> bool:
+        """True when a task running on the killed worker was later completed after all."""
+        k = self.kill
+        return any(t in k.completed for t in k.task_ids
+                   if any(e.kind == "executing" and e.pid == k.killed_pid for e in k.events
+                          if e.task_id == t) and
+                   not any(e.kind == "complete" and e.pid == k.killed_pid for e in k.events
+                           if e.task_id == t))
+
+    @property
+    def teaches_lesson(self) -> bool:
+        """True when the SIGKILL lost a running task for good and the graceful restart lost none."""
+        return self.lost_on_kill > 0 and not self.redelivered and self.lost_on_restart == 0
+
+    def verdict(self) -> str | None:
+        """``no`` when the killed worker's task was lost, ``yes`` when another worker ran it,
+        None when the kill hit no running task (the run settles nothing)."""
+        if self.redelivered:
+            return "yes"
+        return "no" if self.lost_on_kill else None
+
+    def conclusions(self) -> list[str]:
+        """What this run showed, numbers included."""
+        k, g = self.kill, self.graceful
+        who = (k.killed_worker if self.worker_type == "process"
+               else f"the consumer process holding all {self.workers} thread workers")
+        out = []
+        if self.lost_on_kill:
+            out.append(f"SIGKILL of {who} mid-task: {self.lost_on_kill} of {len(k.task_ids)} "
+                       f"tasks started ('executing') and never completed; no worker ran "
+                       f"{'it' if self.lost_on_kill == 1 else 'them'} again. "
+                       f"{len(k.completed)} completed.")
+        else:
+            out.append(f"SIGKILL of {who}: all {len(k.task_ids)} tasks completed this time "
+                       f"(the kill missed the running task): nothing was lost, by luck.")
+        if self.redelivered:
+            out.append("A task the killed worker had started completed later: it was run "
+                       "again, which Huey on Redis does not do by itself. Check the logs.")
+        out.append(f"Graceful restart (SIGINT) with tasks running and queued: "
+                   f"{len(g.completed)} of {len(g.task_ids)} completed, {self.lost_on_restart} lost"
+                   + ("." if not self.lost_on_restart else
+                      ": a graceful restart should lose none; did a task outlast the "
+                      "shutdown timeout?"))
+        return out
 
     def __repr__(self) -> str:
         k, g = self.kill, self.graceful
@@ -216,3 +263,130 @@ def _finished(lab: Any, cursor: str, ids: set[str]) -> set[str]:
     done = {e.task_id for e in lab.events(since=cursor) if e.terminal and e.task_id in ids}
     storage = lab.huey.storage
     return done | {i for i in ids - done if storage.has_data_for_key(i)}
+
+
+def notebook_sized_worker_loss(lab: Any) -> WorkerLossResult:
+    """The run notebook 08 makes: 4 tasks of 0.5 s on 2 process workers."""
+    return worker_loss(lab, tasks=4, seconds=0.5, workers=2, worker_type="process")
+
+
+# --------------------------------------------------------------------------- the monitor demo
+@dataclasses.dataclass
+class LostTaskDemo:
+    """One slow task, seen running, then stuck, then lost when its worker is killed."""
+
+    task_id: str
+    worker: str
+    killed_pid: int
+    stuck_after: float          #: the monitor's fixed threshold, in seconds
+    stuck_seen_after: float     #: seconds of running when the monitor first said "stuck"
+    states: list[str]           #: the monitor's state for the task at each step
+    kinds: list[str]            #: the task's event kinds, in order
+    result: Any                 #: what the result store holds for it (None: nothing)
+    replacement_pid: int | None  #: the new worker process, None if none appeared in time
+    replaced_after: float       #: seconds from the kill until the replacement was seen
+
+    @property
+    def lost(self) -> bool:
+        return "complete" not in self.kinds and self.result is None
+
+    @property
+    def teaches_lesson(self) -> bool:
+        """The monitor saw running → stuck → lost, the task never finished, a replacement came."""
+        return (self.lost and self.states[-2:] == ["stuck", "lost"]
+                and self.replacement_pid is not None)
+
+    def conclusions(self) -> list[str]:
+        """What this demo showed, numbers included."""
+        out = [f"Task {self.task_id[:8]} ran on {self.worker} (pid {self.killed_pid}); the "
+               f"monitor showed it as {' → '.join(self.states)}.",
+               f"'stuck' here means running longer than {self.stuck_after:g} s, a fixed "
+               f"threshold given to the monitor (the lab's default is {STUCK_AFTER:g} s): the monitor does "
+               f"not learn how long your tasks usually take. It said 'stuck' after "
+               f"{self.stuck_seen_after:.1f} s."]
+        if self.lost:
+            out.append(f"After the SIGKILL its events are {' → '.join(self.kinds)}: no "
+                       f"'complete', no error, no stored result. It will never finish.")
+        else:
+            out.append(f"Unexpected: its events are {' → '.join(self.kinds)} and its result "
+                       f"is {self.result!r}, so the task was not lost this time.")
+        if self.replacement_pid:
+            out.append(f"Huey's consumer started a replacement worker (pid "
+                       f"{self.replacement_pid}) {self.replaced_after:.1f} s after the kill; it "
+                       f"knows nothing of the lost task.")
+        else:
+            out.append("No replacement worker appeared in time: see lab.logs('worker').")
+        return out
+
+    def __repr__(self) -> str:
+        return "Lost-task demo:\n  " + "\n  ".join(self.conclusions())
+
+
+def lost_task(lab: Any, seconds: float = 5.0, stuck_after: float = 1.0, monitor: Any = None,
+              timeout: float = 15.0) -> LostTaskDemo:
+    """Start one slow ``sleep`` task, wait until the monitor calls it stuck, SIGKILL its worker.
+
+    Uses 2 process workers (restored afterwards), so the other worker survives and Huey's
+    consumer replaces the dead one. ``monitor`` (a :class:`labapp.widgets.Monitor`) is
+    refreshed at each step so the learner sees the states change.
+    """
+    check_range("seconds", seconds, 1.0, 30.0)
+    check_range("stuck_after", stuck_after, 0.1, seconds - 0.5)
+    check_range("timeout", timeout, 2.0, 60.0)
+    from labapp import stats
+
+    saved = (lab.config.workers, lab.config.worker_type)
+    states: list[str] = []
+
+    def state(task_id: str) -> str | None:
+        snap = stats.snapshot(lab.huey, stuck_after=stuck_after)
+        if monitor is not None:
+            monitor.refresh()
+        return next((b["state"] for b in snap["busy"] if b["task_id"] == task_id), None)
+
+    def note(s: str | None) -> None:
+        if s and (not states or states[-1] != s):
+            states.append(s)
+
+    try:
+        lab.scale(2, "process")
+        cursor = lab.cursor()
+        handle = lab.enqueue("sleep", seconds=seconds)
+        first = _first_executing(lab, cursor, {handle.id}, timeout)
+        note(state(handle.id))
+        seen: list[str | None] = [None]
+        if not procs.wait_until(lambda: seen.__setitem__(0, state(handle.id)) or
+                                seen[0] == "stuck", stuck_after + timeout, max_interval=0.1):
+            raise TimeoutError(f"the monitor never called the task stuck within "
+                               f"{stuck_after + timeout:.0f} s")
+        note(seen[0])
+        stuck_seen = time.time() - first.time
+        before = lab.status()["workers"]
+        lab.kill_worker(before.index(first.pid), signal.SIGKILL)
+        killed = time.time()
+        fresh: list[int] = []
+
+        def replaced() -> bool:
+            fresh[:] = [p for p in lab.status()["workers"] if p not in before]
+            return bool(fresh)
+
+        procs.wait_until(replaced, timeout, max_interval=0.1)
+        replaced_after = time.time() - killed
+        procs.wait_until(lambda: seen.__setitem__(0, state(handle.id)) or seen[0] == "lost",
+                         5.0, max_interval=0.1)
+        note(seen[0])
+        kinds = [e.kind for e in lab.events(since=cursor) if e.task_id == handle.id]
+        result = lab.result(handle)
+    finally:
+        lab.scale(*saved)
+        if monitor is not None:
+            monitor.refresh()
+    return LostTaskDemo(task_id=handle.id, worker=first.worker, killed_pid=first.pid,
+                        stuck_after=stuck_after, stuck_seen_after=stuck_seen, states=states,
+                        kinds=kinds, result=result, replacement_pid=fresh[0] if fresh else None,
+                        replaced_after=replaced_after)
+
+
+def notebook_sized_lost_task(lab: Any) -> LostTaskDemo:
+    """The monitor demo notebook 08 runs: one 5 s task, stuck after 1 s, its worker killed."""
+    return lost_task(lab, seconds=5.0, stuck_after=1.0)
