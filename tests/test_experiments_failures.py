@@ -15,6 +15,7 @@ import redis
 from labapp import compare
 from labapp import procs
 from labapp.broker import BrokerError
+from labapp.experiments import after_response
 from labapp.experiments import durability
 from labapp.experiments import race
 from labapp.experiments import tools
@@ -142,18 +143,32 @@ def test_worker_sigkill_loses_one_task_graceful_restart_none(make_lab):
 @pytest.mark.slow
 def test_tools_runs_huey_rq_and_celery_on_the_lab_server(make_lab):
     lab = make_lab(workers=0)
-    result = tools(lab, n=20, sleep_tasks=3, sleep_seconds=0.02)
+    result = tools(lab, n=60, window=0.5, sleep_tasks=3, sleep_seconds=0.02)
     for tool in ("huey", "rq", "celery"):
-        assert result.throughput_per_s[tool] > 0 and math.isfinite(result.throughput_per_s[tool])
         run = result.runs[tool]
+        assert math.isfinite(run.noop_throughput_per_s) and run.noop_throughput_per_s > 0
+        assert math.isfinite(run.bare_throughput_per_s) and run.bare_throughput_per_s > 0
+        assert run.bare["tool"] == tool and 2 <= run.bare["finished"] <= 60
         assert 0 < run.startup_s < 30
-        assert len(run.enqueue_s) == 20 and len(run.noop_done) == 20
-        assert all(t >= run.gate_end for t in run.noop_done)  # the gate held the batch
-        assert 4 <= run.setup_lines <= 30
+        assert len(run.enqueue_s) == 60 and 2 <= len(run.noop_done) <= 60
+        assert len(run.sleep_done) == 3
+        assert 4 <= run.setup_lines <= 15
+        assert "labapp" not in " ".join(run.command)
+    assert result.conclusions() and result.ranking and sorted(result.ranking) == sorted(result.runs)
     conn = redis.Redis(unix_socket_path=str(lab.broker.socket_path), db=compare.DB)
     assert conn.dbsize() == 0  # the comparison cleaned up after itself
     conn.close()
     assert lab.healthy()
+
+
+@pytest.mark.slow
+def test_after_response_hooks_hold_the_request_thread():
+    result = after_response(seconds=0.5)
+    assert result.hooks["after_this_request"].client_waited_s >= 0.4
+    assert result.hooks["call_on_close"].client_waited_s < 0.25
+    assert result.hooks["call_on_close"].next_s >= 0.3
+    assert not result.hooks["thread"].holds_thread
+    assert result.flask_has_queue is False
 
 
 BAD = [
@@ -172,6 +187,8 @@ BAD = [
     (tools, {"which": ("dramatiq",)}, "which"),
     (tools, {"rq_worker": "gevent"}, "rq_worker"),
     (tools, {"n": 5000, "sleep_tasks": 500, "sleep_seconds": 2.0}, "keep it under"),
+    (tools, {"n": {"dramatiq": 5}}, "dramatiq"),
+    (tools, {"window": 0}, "window"),
 ]
 
 

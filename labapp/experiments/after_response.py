@@ -222,8 +222,8 @@ def signups(server: DemoServer, n: int = 5, seconds: float = 1.0, restart: bool 
             proof: os.PathLike[str] | str = "sent.txt") -> int:
     """POST ``n`` signups to ``server`` (restarting it right after if asked); emails sent.
 
-    Waits until all ``n`` lines are in ``proof`` or three email-times passed (a lost email
-    never arrives, so proving the loss takes that long).
+    Waits until all ``n`` lines are in ``proof`` or twice as long as an email takes, plus
+    half a second (a lost email never arrives, so proving the loss takes that long).
     """
     check_range("n", n, 1, 50, integer=True)
     proof = Path(proof)
@@ -234,7 +234,7 @@ def signups(server: DemoServer, n: int = 5, seconds: float = 1.0, restart: bool 
     if restart:
         server.restart()
     sent = lambda: len(proof.read_text().split()) if proof.exists() else 0  # noqa: E731
-    procs.wait_until(lambda: sent() >= n, 3 * seconds + 1)
+    procs.wait_until(lambda: sent() >= n, 2 * seconds + 0.5)
     server.stop()
     return sent()
 

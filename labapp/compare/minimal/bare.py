@@ -5,7 +5,8 @@
 It imports the tool and the task module next to it, nothing else: the lab's experiment
 (``labapp.experiments.tools``) runs it beside its own measurement as a reference. It enqueues
 ``n`` no-ops, starts one worker with the tool's own command line, waits until the last task
-finished (or ``--window`` seconds of work passed), stops the worker and prints one JSON line.
+finished (or ``--window`` seconds of work passed), reads the results, stops the worker and
+prints one JSON line.
 Throughput is measured on the worker's clock (each no-op returns ``time.time()``):
 the median pace of ten slices between the first and the last finish (:func:`pace`).
 For Celery, ``REDIS_URL`` is Celery's spelling (``redis+socket:///path?virtual_host=1``).
@@ -82,18 +83,10 @@ def _stop_on_orphan(proc):
         os._exit(1)
 
 
-def stop(proc, signalled=False, grace=10.0):
-    """Stop the worker and what it forked: SIGTERM (once), then SIGKILL after ``grace`` s."""
+def stop(proc):
+    """Stop the worker and what it forked at once: the measurement is over."""
     try:
-        if not signalled and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
-    except ProcessLookupError:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # also a forked child left behind
+        os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     proc.wait()
@@ -108,20 +101,17 @@ def measure(tool, n, window, rq_worker="fork", timeout=60.0):
     proc = subprocess.Popen(worker(tool, rq_worker), cwd=HERE, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     threading.Thread(target=_stop_on_orphan, args=(proc,), daemon=True).start()
-    signalled = False
     try:
         for i, seconds in ((0, timeout), (-1, window)):  # the first result, then the last
             limit = time.time() + seconds
             while finished(tool, handles[i]) is None and time.time() < limit:
                 time.sleep(0.02)
-        cut = time.time()
-        os.killpg(proc.pid, signal.SIGTERM)  # warm shutdown: a running task may still finish
-        signalled = True
+        cut = time.time()  # what finishes later ran while we read the results: not counted
         done = [t for t in (finished(tool, h) for h in handles) if t is not None and t <= cut]
         if not done:
             raise TimeoutError(f"{tool}: no task finished within {timeout} s")
     finally:
-        stop(proc, signalled)
+        stop(proc)
     return {"tool": tool, "rq_worker": rq_worker, "n": n, "finished": len(done),
             "rate": pace(done), "startup_s": min(done) - spawned,
             "done": sorted(done)}
