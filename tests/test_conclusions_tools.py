@@ -178,3 +178,13 @@ def test_worker_commands_are_the_tools_own():
     assert "rq.SimpleWorker" in bare.worker("rq", "simple", url="unix:///x?db=1")
     celery = bare.worker("celery")
     assert celery[celery.index("-c") + 1] == "1" and "--pool" not in celery  # default prefork
+
+
+def test_the_notebooks_thread_app_is_the_one_the_benchmark_runs():
+    import nbformat
+
+    from labapp.experiments.after_response import THREAD_APP
+
+    nb = nbformat.read(compare.MINIMAL.parents[2] / "notebooks" / "04_tools.ipynb", as_version=4)
+    (cell,) = [c.source for c in nb.cells if c.source.startswith("%%writefile thread_app.py")]
+    assert cell.split("\n", 1)[1].strip() == THREAD_APP.strip()

@@ -200,3 +200,44 @@ def test_bad_arguments_raise_value_error(lab, experiment, kwargs, message):
         experiment(lab, **kwargs)
     after = lab.status()
     assert (after["workers"], after["broker"]) == (before["workers"], before["broker"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["lab", "bare"])
+def test_tools_leaves_no_worker_when_the_kernel_dies(tmp_path, stage):
+    """SIGKILL the process running tools() while a worker runs: nothing of it survives."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    code = ("from labapp import Lab; from labapp.experiments import tools; "
+            f"lab = Lab.start(workers=0, name='kill{stage}'); "
+            "tools(lab, which=('rq',), n=2000, window=20, sleep_tasks=0)")
+    env = dict(os.environ, LAB_RUN_DIR=str(tmp_path / "run"))
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True)
+    wanted = "bare.py" if stage == "bare" else "rq.cli"
+
+    def ours() -> list[psutil.Process]:
+        found = []
+        for p in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                if "rq.cli" in " ".join(p.cmdline()) or "bare.py" in " ".join(p.cmdline()):
+                    found.append(p)
+            except psutil.Error:
+                pass
+        return found
+
+    try:
+        assert procs.wait_until(lambda: any(wanted in " ".join(p.cmdline()) for p in ours()), 60)
+        assert procs.wait_until(lambda: len(ours()) >= (2 if stage == "bare" else 1), 30)
+        children = ours()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        gone = lambda: not [p for p in children if p.is_running()  # noqa: E731
+                            and p.status() != psutil.STATUS_ZOMBIE]
+        assert procs.wait_until(gone, 10), [p.cmdline() for p in children if p.is_running()]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        procs.signal_group(proc.pid, signal.SIGKILL)

@@ -163,6 +163,11 @@ def after_response(seconds: float = 1.0, mechanisms: Sequence[str] = MECHANISMS,
                                queue_names=queue_like_names(), hooks=hooks)
 
 
+def notebook_sized_hooks(lab: Any = None) -> AfterResponseResult:
+    """Step 4's measurement exactly as notebook 04 runs it (the lab is not needed)."""
+    return after_response()
+
+
 def _measure(url: str, name: str, seconds: float, timeout: float) -> Hook:
     replies: list[float] = [0.0] * THREADS
 
@@ -183,6 +188,29 @@ def _idle(url: str, seconds: float) -> bool:
 
 
 # ---------------------------------------------------------------------- the thread shortcut
+#: The app notebook 04 writes to ``thread_app.py`` (tests check the two stay the same).
+THREAD_APP = '''"""The shortcut: the view starts a thread for the slow work (written by 04_tools.ipynb)."""
+import threading
+import time
+
+from flask import Flask
+
+app = Flask(__name__)
+
+
+def send_email(to):
+    time.sleep(1)  # the slow part: talking to the mail server
+    with open("sent.txt", "a") as sent:  # proof that the email went out
+        sent.write(to + "\\n")
+
+
+@app.post("/signup/<to>")
+def signup(to):
+    threading.Thread(target=send_email, args=(to,)).start()
+    return {"ok": True}, 202
+'''
+
+
 @dataclasses.dataclass
 class ThreadRestartResult:
     """Emails sent by the thread-in-the-view app without and with a restart, and by the queue."""
@@ -269,3 +297,11 @@ def thread_vs_queue(lab: Any, server: DemoServer, n: int = 5, seconds: float = 1
         queued = queued_signups(lab, n, seconds)
         progress.update(1, "queue")
     return ThreadRestartResult(n, seconds, plain, restarted, queued)
+
+
+def notebook_sized_thread_restart(lab: Any) -> ThreadRestartResult:
+    """The thread shortcut and the queue exactly as notebook 04 runs them (in a temp folder)."""
+    with tempfile.TemporaryDirectory(prefix="ql-thread-") as tmp:
+        Path(tmp, "thread_app.py").write_text(THREAD_APP)
+        return thread_vs_queue(lab, DemoServer("thread_app:app", cwd=tmp), n=5, seconds=1,
+                               proof=Path(tmp) / "sent.txt")

@@ -41,7 +41,7 @@ TOOLS = compare.TOOLS
 #: No-ops queued per tool: a bit more than ``window`` seconds of work on a laptop, so the
 #: worker drains for the whole window. RQ's fork-per-job worker is the slowest by far.
 DEFAULT_N = {"huey": 4000, "celery": 1000, "rq": 300}
-DEFAULT_N_RQ_SIMPLE = 1500
+DEFAULT_N_RQ_SIMPLE = 1000
 USUAL_RANKING = ("huey", "celery", "rq")   #: fastest first, as it comes out on most machines
 AGREEMENT = 0.20                           #: in-lab and bare figures agree within 20 %
 MAX_SECONDS = 300.0
@@ -214,9 +214,10 @@ class ToolsResult:
         return out
 
     def __repr__(self) -> str:
-        head = (f"Tools: queued no-ops drained for up to {self.window:g} s by one worker each, "
-                f"{self.sleep_tasks} × sleep({self.sleep_seconds:g}), same server, "
-                f"{self.cpus} CPU(s); RQ: {self._rq_name()}")
+        sleeps = (f", {self.sleep_tasks} × sleep({self.sleep_seconds:g})" if self.sleep_tasks
+                  else "")
+        head = (f"Tools: queued no-ops drained for up to {self.window:g} s by one worker each"
+                f"{sleeps}, same server, {self.cpus} CPU(s); RQ: {self._rq_name()}")
         rows = [f"  {'tool':<7} {'setup':>5} {'startup':>8} {'no-op/s':>8} {'bare':>8} "
                 f"{'enqueue p50':>11} {'sleep/s':>8} {'overhead':>9}"]
         for t, r in self.runs.items():
@@ -225,6 +226,11 @@ class ToolsResult:
                         f"{r.enqueue_p50_ms:>8.3f} ms {r.sleep_throughput_per_s:>8.1f} "
                         f"{r.overhead_ms:>6.1f} ms")
         return "\n".join([head, *rows])
+
+
+def notebook_sized(lab: Any) -> ToolsResult:
+    """The comparison exactly as notebook 04 runs it (for benchmarks/stability.py)."""
+    return tools(lab)
 
 
 def _rank(values: Mapping[str, float]) -> list[str]:
