@@ -275,16 +275,16 @@ def tools(lab: Any, n: int | Mapping[str, int] | None = None, window: float = 1.
     try:
         for tool in which:
             db.flushdb()  # database 1 belongs to this experiment alone
-            progress.update(0, f"{tool} in the lab…")
+            progress.update(0, f"{tool} in the lab")
             runs[tool] = _run_tool(tool, lab, sock, counts[tool], window, sleep_tasks,
                                    sleep_seconds, rq_worker, timeout)
-            progress.update(1, f"{tool} done")
+            progress.update(1, f"{tool} in the lab: done")
             if bare:
                 db.flushdb()
-                progress.update(0, f"{tool} bare…")
+                progress.update(0, f"{tool} plain script")
                 runs[tool].bare = run_bare(tool, sock, counts[tool], window, rq_worker,
                                            timeout=timeout + 30)
-                progress.update(1, f"{tool} bare done")
+                progress.update(1, f"{tool} plain script: done")
     finally:
         try:
             db.flushdb()
