@@ -188,3 +188,10 @@ def test_the_notebooks_thread_app_is_the_one_the_benchmark_runs():
     nb = nbformat.read(compare.MINIMAL.parents[2] / "notebooks" / "04_tools.ipynb", as_version=4)
     (cell,) = [c.source for c in nb.cells if c.source.startswith("%%writefile thread_app.py")]
     assert cell.split("\n", 1)[1].strip() == THREAD_APP.strip()
+
+
+def test_emails_missing_without_a_restart_point_at_the_app():
+    broken = ThreadRestartResult(5, 1.0, 2, 0, 5, waited_s=4.5)
+    assert not broken.teaches_lesson
+    text = repr(broken)
+    assert "3 never arrived" in text and "waited 4.5 s" in text
