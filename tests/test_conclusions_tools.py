@@ -75,7 +75,8 @@ def test_disagreeing_bare_figures_make_the_run_untrusted():
     assert not r.runs["rq"].agrees and not r.fair
     assert r.teaches_lesson and r.winner == "huey"  # the ranking stands, the figures are doubted
     text = " ".join(r.conclusions())
-    assert "did not agree" in text and "rq (200% of bare)" in text
+    assert "did not agree" in text and "rq (45/s, the lab 200% of it)" in text
+    assert "rank the tools the same way" in text and "do not trust" not in text
     assert "agrees within" not in text
 
 
@@ -83,7 +84,10 @@ def test_bare_ranking_that_differs_is_said():
     r = result(USUAL, {"huey": 3000.0, "rq": 90.0, "celery": 3300.0})
     assert r.bare_ranking == ["celery", "huey", "rq"]
     assert r.winner is None  # the lab and the plain script disagree on the fastest
-    assert "ranked them differently" in " ".join(r.conclusions())
+    assert "do not trust this ranking" in " ".join(r.conclusions())
+    close = result({"huey": 3000.0, "rq": 90.0, "celery": 2900.0},
+                   {"huey": 3000.0, "rq": 90.0, "celery": 3050.0})
+    assert close.fair and "ranked them differently" in " ".join(close.conclusions())
 
 
 def test_slow_sleep_throughput_flips_the_overhead_sentence():

@@ -184,18 +184,24 @@ class ToolsResult:
         bad = [t for t, r in self.runs.items() if r.bare and not r.agrees]
         if all(r.bare for r in self.runs.values()):
             if bad:
-                out.append("The plain-script figures did not agree with the lab's for "
-                           + ", ".join(f"{t} ({self.runs[t].agreement:.0%} of bare)" for t in bad)
-                           + ": the machine was busy or the harness got in the way; do not trust "
-                           "this ranking, run it again.")
+                same = self.bare_ranking == order
+                out.append("The plain-script figures did not agree within "
+                           f"{AGREEMENT:.0%} with the lab's for "
+                           + ", ".join(f"{t} ({self.runs[t].bare_throughput_per_s:,.0f}/s, the lab "
+                                       f"{self.runs[t].agreement:.0%} of it)" for t in bad)
+                           + ": the machine's load changed between the two measurements"
+                           + (", but they rank the tools the same way." if same else
+                              " and they rank the tools differently: do not trust this ranking; "
+                              "run it again on a quieter machine."))
             else:
                 out.append("Each figure agrees within "
                            f"{AGREEMENT:.0%} with the same tool run by a plain script ("
                            + ", ".join(f"{t} {r.bare_throughput_per_s:,.0f}/s"
                                        for t, r in self.runs.items()) + ").")
-            if self.bare_ranking and self.bare_ranking != order:
-                out.append("The plain scripts ranked them differently ("
-                           + " > ".join(self.bare_ranking) + "): the gap is within the noise.")
+                if self.bare_ranking and self.bare_ranking != order:
+                    out.append("The plain scripts ranked them differently ("
+                               + " > ".join(self.bare_ranking) + "): the gap is within the "
+                               "noise.")
         usual = [t for t in USUAL_RANKING if t in self.runs]
         if len(usual) > 1 and order != usual:
             out.append("This is not the usual order (" + " > ".join(usual) + "); on a busy "
