@@ -63,5 +63,10 @@ def test_notebook_04_as_a_learner(jupyter_lab, browser):  # noqa: F811
     shot(predict, "browser-04-predict-tools")
     run_cell(page, code[5], wait_s=30)  # table and plot
     shot(cells.nth(code[5]), "browser-04-tools-plot")
+    writefile = next(i for i, s in enumerate(sources) if "%%writefile" in s)
+    run_cell(page, writefile)
+    run_cell(page, code[6], wait_s=60)  # the thread shortcut and the queue
+    assert "of 5 emails sent" in cells.nth(code[6]).inner_text()
+    shot(cells.nth(code[6]), "browser-04-thread")
     assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
                         ).count() == 0, "a cell printed an error"
