@@ -11,6 +11,7 @@ not, the lab's harness (not the tool) is what was measured, and the result says 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import logging
 import math
 import os
@@ -50,7 +51,9 @@ MAX_SECONDS = 300.0
 def available_cpus() -> int:
     """CPUs this process may run on."""
     # TODO: labapp.config.available_cpus
-    return len(os.sched_getaffinity(0))
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # macOS: no affinity masks
 
 
 @dataclasses.dataclass
@@ -271,6 +274,10 @@ def tools(lab: Any, n: int | Mapping[str, int] | None = None, window: float = 1.
         raise ValueError(f"n={n}, window={window}, sleep_tasks={sleep_tasks}, sleep_seconds="
                          f"{sleep_seconds} would take ~{budget:.0f} s: keep it under "
                          f"{MAX_SECONDS:.0f} s")
+    missing = [t for t in which if importlib.util.find_spec(t) is None]
+    if missing:
+        raise ImportError(f"{' and '.join(missing)} not installed in this Python: the lab lists "
+                          f"them in its dependencies, so reinstall it: pip install -e .")
     if lab.config.external:
         raise BrokerError(f"tools() runs RQ and Celery on the lab's own server, and this lab "
                           f"uses an external one ({lab.redis_url}): unset REDIS_URL")
