@@ -1,4 +1,5 @@
-"""Celery: a no-op and a sleep task. Worker: celery -A celery_tasks worker -c 1 -l WARNING"""
+"""Celery: a no-op and a sleep task. Worker: celery -A celery_tasks worker -c 1 -l WARNING
+--without-gossip --without-mingle --without-heartbeat (no cluster chatter: one worker)"""
 import os
 import time
 
