@@ -199,3 +199,10 @@ def test_emails_missing_without_a_restart_point_at_the_app():
     assert not broken.teaches_lesson
     text = repr(broken)
     assert "3 never arrived" in text and "waited 4.5 s" in text
+
+
+def test_repr_marks_what_was_not_measured():
+    r = result({"rq": 300.0}, rq_worker="simple")
+    r.runs["rq"].bare, r.runs["rq"].sleep_done, r.sleep_tasks = None, [], 0
+    text = repr(r)
+    assert "nan" not in text and "–" in text and "sleep(" not in text.splitlines()[0]

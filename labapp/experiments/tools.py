@@ -229,11 +229,15 @@ class ToolsResult:
                 f"{sleeps}, same server, {self.cpus} CPU(s); RQ: {self._rq_name()}")
         rows = [f"  {'tool':<7} {'setup':>5} {'startup':>8} {'no-op/s':>8} {'bare':>8} "
                 f"{'enqueue p50':>11} {'sleep/s':>8} {'overhead':>9}"]
+        def num(value: float, fmt: str, width: int) -> str:
+            return format(value, fmt).rjust(width) if math.isfinite(value) else "–".rjust(width)
+
         for t, r in self.runs.items():
             rows.append(f"  {t:<7} {r.setup_lines:>3} ln {r.startup_s:>6.2f} s "
-                        f"{r.noop_throughput_per_s:>8,.0f} {r.bare_throughput_per_s:>8,.0f} "
-                        f"{r.enqueue_p50_ms:>8.3f} ms {r.sleep_throughput_per_s:>8.1f} "
-                        f"{r.overhead_ms:>6.1f} ms")
+                        f"{num(r.noop_throughput_per_s, ',.0f', 8)} "
+                        f"{num(r.bare_throughput_per_s, ',.0f', 8)} "
+                        f"{r.enqueue_p50_ms:>8.3f} ms {num(r.sleep_throughput_per_s, '.1f', 8)} "
+                        f"{num(r.overhead_ms, '.1f', 6)} ms")
         return "\n".join([head, *rows])
 
 
