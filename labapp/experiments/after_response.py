@@ -158,7 +158,7 @@ def after_response(seconds: float = 1.0, mechanisms: Sequence[str] = MECHANISMS,
         for name in mechanisms:
             hooks[name] = _measure(server.url, name, seconds, timeout)
             progress.update(1, name)
-            procs.wait_until(lambda: _idle(server.url, seconds), timeout)  # the work is over
+            procs.wait_until(lambda: _idle(server.url, seconds), 2 * seconds + 1)  # work over
     return AfterResponseResult(flask_version=importlib.metadata.version("flask"),
                                names_scanned=len([n for n in dir(flask) if not n.startswith("_")])
                                + len([n for n in dir(flask.Flask) if not n.startswith("_")]),
@@ -186,7 +186,7 @@ def _measure(url: str, name: str, seconds: float, timeout: float) -> Hook:
 
 def _idle(url: str, seconds: float) -> bool:
     """True when a request is served at once (no hook is holding a thread any more)."""
-    return request(url + "fast").seconds < 0.25 * seconds
+    return request(url + "fast").seconds < 0.5 * seconds
 
 
 # ---------------------------------------------------------------------- the thread shortcut
