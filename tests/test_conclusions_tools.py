@@ -206,3 +206,9 @@ def test_repr_marks_what_was_not_measured():
     r.runs["rq"].bare, r.runs["rq"].sleep_done, r.sleep_tasks = None, [], 0
     text = repr(r)
     assert "nan" not in text and "–" in text and "sleep(" not in text.splitlines()[0]
+
+
+def test_one_tool_off_its_reference_says_so_without_a_ranking():
+    r = result({"rq": 300.0}, {"rq": 500.0}, rq_worker="simple")
+    text = " ".join(r.conclusions())
+    assert "the lab 60% of it" in text and "run it again" in text and "rank" not in text

@@ -193,7 +193,8 @@ class ToolsResult:
                            + ", ".join(f"{t} ({self.runs[t].bare_throughput_per_s:,.0f}/s, the lab "
                                        f"{self.runs[t].agreement:.0%} of it)" for t in bad)
                            + ": the machine's load changed between the two measurements"
-                           + (", but they rank the tools the same way." if same else
+                           + ("; run it again on a quieter machine." if len(order) < 2 else
+                              ", but they rank the tools the same way." if same else
                               " and they rank the tools differently: do not trust this ranking; "
                               "run it again on a quieter machine."))
             else:
