@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(PIP) install -e ".[test,compare]"
+	$(PIP) install -e ".[test]"
 	@touch $@
 
 install: $(VENV)/.installed  ## create .venv and install the lab

@@ -91,7 +91,7 @@ def run_all(lab: Lab, quick: bool) -> tuple[dict[str, Any], dict[str, Any], dict
 
     def run_tools() -> Any:
         from labapp.experiments.tools import tools
-        return tools(lab, n=100 if quick else 300)
+        return tools(lab, window=0.5 if quick else 1.0)
     raw["tools"] = attempt("tools", run_tools, notes)
     if raw["tools"] is not None:
         values["tools_throughput_per_s"] = dict(raw["tools"].throughput_per_s)

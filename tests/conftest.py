@@ -110,7 +110,9 @@ def lab_processes() -> set[int]:
         except psutil.Error:
             continue
         if not ("valkey-server" in cmd or "huey_consumer" in cmd or "labapp.web" in cmd
-                or "labapp.compare" in cmd or "ql-compare" in cmd):  # RQ/Celery of tools()
+                or "labapp.compare" in cmd or "ql-compare" in cmd  # RQ/Celery of tools()
+                or "huey_tasks.huey" in cmd or "celery_tasks" in cmd or "rq.cli" in cmd
+                or "bare.py" in cmd or "-m waitress" in cmd):  # nb04's setups and demo apps
             continue
         try:  # the session-wide lab is meant to outlive single tests
             if child.environ().get("LAB_NAME") == "shared" or "/shared/redis.sock" in cmd:

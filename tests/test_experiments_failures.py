@@ -17,6 +17,7 @@ from labapp import compare
 from labapp import procs
 from labapp import rabbit
 from labapp.broker import BrokerError
+from labapp.experiments import after_response
 from labapp.experiments import durability
 from labapp.experiments import race
 from labapp.experiments import tools
@@ -144,18 +145,32 @@ def test_worker_sigkill_loses_one_task_graceful_restart_none(make_lab):
 @pytest.mark.slow
 def test_tools_runs_huey_rq_and_celery_on_the_lab_server(make_lab):
     lab = make_lab(workers=0)
-    result = tools(lab, n=20, sleep_tasks=3, sleep_seconds=0.02)
+    result = tools(lab, n=60, window=0.5, sleep_tasks=3, sleep_seconds=0.02)
     for tool in ("huey", "rq", "celery"):
-        assert result.throughput_per_s[tool] > 0 and math.isfinite(result.throughput_per_s[tool])
         run = result.runs[tool]
+        assert math.isfinite(run.noop_throughput_per_s) and run.noop_throughput_per_s > 0
+        assert math.isfinite(run.bare_throughput_per_s) and run.bare_throughput_per_s > 0
+        assert run.bare["tool"] == tool and 2 <= run.bare["finished"] <= 60
         assert 0 < run.startup_s < 30
-        assert len(run.enqueue_s) == 20 and len(run.noop_done) == 20
-        assert all(t >= run.gate_end for t in run.noop_done)  # the gate held the batch
-        assert 4 <= run.setup_lines <= 30
+        assert len(run.enqueue_s) == 60 and 2 <= len(run.noop_done) <= 60
+        assert len(run.sleep_done) == 3
+        assert 4 <= run.setup_lines <= 15
+        assert "labapp" not in " ".join(run.command)
+    assert result.conclusions() and result.ranking and sorted(result.ranking) == sorted(result.runs)
     conn = redis.Redis(unix_socket_path=str(lab.broker.socket_path), db=compare.DB)
     assert conn.dbsize() == 0  # the comparison cleaned up after itself
     conn.close()
     assert lab.healthy()
+
+
+@pytest.mark.slow
+def test_after_response_hooks_hold_the_request_thread():
+    result = after_response(seconds=0.5)
+    assert result.hooks["after_this_request"].client_waited_s >= 0.4
+    assert result.hooks["call_on_close"].client_waited_s < 0.25
+    assert result.hooks["call_on_close"].next_s >= 0.3
+    assert not result.hooks["thread"].holds_thread
+    assert result.flask_has_queue is False
 
 
 BAD = [
@@ -174,6 +189,8 @@ BAD = [
     (tools, {"which": ("dramatiq",)}, "which"),
     (tools, {"rq_worker": "gevent"}, "rq_worker"),
     (tools, {"n": 5000, "sleep_tasks": 500, "sleep_seconds": 2.0}, "keep it under"),
+    (tools, {"n": {"dramatiq": 5}}, "dramatiq"),
+    (tools, {"window": 0}, "window"),
 ]
 
 
@@ -185,3 +202,44 @@ def test_bad_arguments_raise_value_error(lab, experiment, kwargs, message):
         experiment(lab, **kwargs)
     after = lab.status()
     assert (after["workers"], after["broker"]) == (before["workers"], before["broker"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["lab", "bare"])
+def test_tools_leaves_no_worker_when_the_kernel_dies(tmp_path, stage):
+    """SIGKILL the process running tools() while a worker runs: nothing of it survives."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    code = ("from labapp import Lab; from labapp.experiments import tools; "
+            f"lab = Lab.start(workers=0, name='kill{stage}'); "
+            "tools(lab, which=('rq',), n=2000, window=20, sleep_tasks=0)")
+    env = dict(os.environ, LAB_RUN_DIR=str(tmp_path / "run"))
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True)
+    wanted = "bare.py" if stage == "bare" else "rq.cli"
+
+    def ours() -> list[psutil.Process]:
+        found = []
+        for p in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                if "rq.cli" in " ".join(p.cmdline()) or "bare.py" in " ".join(p.cmdline()):
+                    found.append(p)
+            except psutil.Error:
+                pass
+        return found
+
+    try:
+        assert procs.wait_until(lambda: any(wanted in " ".join(p.cmdline()) for p in ours()), 60)
+        assert procs.wait_until(lambda: len(ours()) >= (2 if stage == "bare" else 1), 30)
+        children = ours()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        gone = lambda: not [p for p in children if p.is_running()  # noqa: E731
+                            and p.status() != psutil.STATUS_ZOMBIE]
+        assert procs.wait_until(gone, 10), [p.cmdline() for p in children if p.is_running()]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        procs.signal_group(proc.pid, signal.SIGKILL)

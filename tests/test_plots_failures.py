@@ -11,12 +11,15 @@ from labapp.experiments.durability import DurabilityResult
 from labapp.experiments.durability import DurabilityRun
 from labapp.experiments.race import RaceResult
 from labapp.experiments.race import RaceRun
+from labapp.experiments.after_response import AfterResponseResult
+from labapp.experiments.after_response import Hook
 from labapp.experiments.tools import ToolRun
 from labapp.experiments.tools import ToolsResult
 from labapp.experiments.worker_loss import LossPhase
 from labapp.experiments.worker_loss import WorkerLossResult
 from labapp.plots import plot_durability
 from labapp.plots import plot_race
+from labapp.plots import plot_after_response
 from labapp.plots import plot_tools
 from labapp.plots import plot_worker_loss
 
@@ -120,22 +123,38 @@ def test_worker_loss_plot_shows_the_lost_task_and_the_kill():
 
 
 def test_tools_plot_has_four_panels_and_a_log_throughput_axis():
-    runs = {t: ToolRun(tool=t, command=["x"], setup_lines=lines, startup_s=start,
-                       enqueue_s=[lat] * 5, gate_end=0.0, noop_done=[0.01 * (i + 1) * k for i in range(5)],
-                       sleep_seconds=0.05, sleep_gate_end=0.0, sleep_done=[0.06, 0.12])
+    runs = {t: ToolRun(tool=t, command=["x"], setup_lines=lines, startup_s=start, queued=6,
+                       enqueue_s=[lat] * 5, noop_done=[0.01 * i * k for i in range(6)],
+                       sleep_seconds=0.05, sleep_done=[0.06, 0.12], bare={"rate": 90.0 / k})
             for t, lines, start, lat, k in (("huey", 11, 0.2, 0.0001, 1), ("rq", 10, 0.3, 0.0002, 10),
                                               ("celery", 12, 0.5, 0.0004, 2))}
-    result = ToolsResult(n=5, sleep_tasks=2, sleep_seconds=0.05, rq_worker="fork", runs=runs)
+    result = ToolsResult(n={t: 6 for t in runs}, window=1.0, sleep_tasks=2, sleep_seconds=0.05,
+                         rq_worker="fork", runs=runs, cpus=2)
     assert result.throughput_per_s["huey"] == pytest.approx(100)
     fig = plot_tools(result)
     startup, throughput, latency, setup = fig.axes
     assert bar_heights(startup) == [0.2, 0.3, 0.5]
     assert throughput.get_yscale() == "log"
     assert len(bar_heights(throughput)) == 6  # no-op and sleep bar per tool
+    marks = throughput.collections[0].get_offsets()[:, 1]
+    assert list(marks) == pytest.approx([90.0, 9.0, 45.0])  # the plain script's figures
+    assert "plain script" in " ".join(t.get_text() for t in throughput.get_legend().get_texts())
     assert bar_heights(latency) == pytest.approx([0.1, 0.2, 0.4])
     assert bar_heights(setup) == [11, 10, 12]
     assert [t.get_text() for t in setup.get_xticklabels()] == ["huey", "rq", "celery"]
     assert "tasks/s" in throughput.get_ylabel()
+    assert "fork per job" in fig._suptitle.get_text()
+
+
+def test_after_response_plot_shows_who_waited():
+    hooks = {"after_this_request": Hook("after_this_request", 1.0, [1.0, 1.0], 0.01),
+             "call_on_close": Hook("call_on_close", 1.0, [0.01, 0.01], 1.0)}
+    fig = plot_after_response(AfterResponseResult("3.1", 148, [], hooks))
+    (ax,) = fig.axes
+    widths = [p.get_width() for p in ax.patches]
+    assert widths == pytest.approx([1.0, 0.01, 0.01, 1.0])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["after_this_request", "call_on_close"]
+    assert ax.get_legend() is not None
 
 
 def test_plots_do_not_touch_pyplot():

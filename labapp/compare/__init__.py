@@ -1,22 +1,27 @@
-"""Minimal Huey, RQ and Celery setups, one module each, for the tools comparison.
+"""Huey, RQ and Celery side by side (notebook 04): their minimal setups and how to run them.
 
-Each module is what a learner would write to use that tool: connect to the server, define
-a no-op and a sleep task. The server comes from ``QL_COMPARE_SOCKET`` (a unix socket path;
-database 1 of the lab's own server). Lines below the ``measurement only`` marker are
-helpers for the experiment and are not counted as setup.
+The setups live in :mod:`labapp.compare.minimal` and import nothing of ``labapp``: each
+worker runs the tool's own command line in that folder, as a user of the tool would. The
+server is the lab's own, database :data:`DB`, named by ``REDIS_URL`` in each tool's spelling.
 """
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
-SOCKET_ENV = "QL_COMPARE_SOCKET"
+TOOLS = ("huey", "rq", "celery")
 DB = 1  # the lab itself uses db 0 of the same server
-MARKER = "# --- measurement only"
+MINIMAL = Path(__file__).resolve().with_name("minimal")
 
 
-def socket_path() -> str:
-    """The server's unix socket, as set by the experiment (``QL_COMPARE_SOCKET``)."""
-    path = os.environ.get(SOCKET_ENV)
-    if not path:
-        raise RuntimeError(f"{SOCKET_ENV} is not set: run labapp.experiments.tools(lab)")
-    return path
+def redis_url(tool: str, socket_path: str) -> str:
+    """``REDIS_URL`` for ``tool``: redis-py's ``unix://`` form, Celery's ``redis+socket://``."""
+    if tool == "celery":
+        return f"redis+socket://{socket_path}?virtual_host={DB}"
+    return f"unix://{socket_path}?db={DB}"
+
+
+def setup_path(tool: str) -> Path:
+    """The minimal setup module of ``tool`` (``minimal/<tool>_tasks.py``)."""
+    if tool not in TOOLS:
+        raise ValueError(f"tool={tool!r}: choose from {TOOLS}")
+    return MINIMAL / f"{tool}_tasks.py"

@@ -1,46 +1,47 @@
-"""Producer side of the tools comparison: worker command lines, setup size, one client API.
+"""Producer side of the tools comparison: load a minimal setup, talk to its tool, run ``bare.py``.
 
 Huey, RQ and Celery submit and report results differently; :class:`Client` hides that so
-the experiment (:func:`labapp.experiments.tools`) reads the same for all three.
+the experiment (:func:`labapp.experiments.tools`) reads the same for all three. The calls
+themselves are the ones ``minimal/bare.py`` makes, so the lab and the plain script measure
+the same thing.
 """
 from __future__ import annotations
 
 import ast
-import importlib
+import importlib.util
+import json
 import logging
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from labapp import compare
-from labapp import procs
+from labapp.compare.minimal import bare
 
 logger = logging.getLogger(__name__)
 
-RQ_WORKERS = {"fork": "rq.worker.Worker", "simple": "rq.worker.SimpleWorker"}
-_loaded: dict[str, str] = {}   # tool -> socket its compare module was imported for
+RQ_WORKERS = ("fork", "simple")
+_loaded: dict[str, tuple[str, Any]] = {}   # tool -> (REDIS_URL, module) imported in this kernel
 
 
-def worker_command(tool: str, sock: str, rq_worker: str = "fork") -> list[str]:
-    """The command line that starts one worker of ``tool`` on the compare database."""
-    py = sys.executable
-    if tool == "huey":
-        return [py, "-m", "huey.bin.huey_consumer", "labapp.compare.huey_tasks.huey", "-w", "1"]
-    if tool == "rq":
-        return [py, "-m", "rq.cli", "worker", "--url", f"unix://{sock}?db={compare.DB}",
-                "-w", RQ_WORKERS[rq_worker], "-n", f"ql-compare-rq-{os.getpid()}", "compare"]
-    return [py, "-m", "celery", "-A", "labapp.compare.celery_tasks", "worker", "--pool", "solo",
-            "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING",
-            "-n", f"ql-compare-celery-{os.getpid()}@%h"]
+def worker_command(tool: str, socket_path: str, rq_worker: str = "fork") -> list[str]:
+    """The command line that starts one worker of ``tool`` (run it in :data:`compare.MINIMAL`)."""
+    return bare.worker(tool, rq_worker, compare.redis_url(tool, socket_path))
 
 
-def setup_lines(path: str) -> int:
-    """Code lines of a compare module above its measurement-only marker.
+def worker_env(tool: str, socket_path: str) -> dict[str, str]:
+    """The worker's environment: ``REDIS_URL`` in the tool's spelling, only the setup on the path."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "REDIS_URL")}
+    env.update(REDIS_URL=compare.redis_url(tool, socket_path), PYTHONPATH=str(compare.MINIMAL))
+    return env
 
-    Blank lines, comments and docstrings are not counted: only what the tool makes you write.
-    """
-    text = Path(path).read_text().split(compare.MARKER)[0]
+
+def setup_lines(path: os.PathLike[str] | str) -> int:
+    """Code lines of a setup module: blank lines, comments and docstrings are not counted."""
+    text = Path(path).read_text()
     skip: set[int] = set()
     for node in ast.walk(ast.parse(text)):
         body = getattr(node, "body", None)
@@ -51,74 +52,62 @@ def setup_lines(path: str) -> int:
                if i not in skip and line.strip() and not line.strip().startswith("#"))
 
 
-def load(tool: str, sock: str) -> Any:
-    """Import (or re-import for another lab's socket) the compare module of ``tool``."""
-    name = f"labapp.compare.{tool}_tasks"
-    if sys.modules.get(name) is not None and _loaded.get(tool) == sock:
-        return sys.modules[name]
-    before = os.environ.get(compare.SOCKET_ENV)
-    os.environ[compare.SOCKET_ENV] = sock  # the modules read it at import, as a user's would
+def load(tool: str, socket_path: str) -> Any:
+    """The setup module of ``tool``, imported under its own name (``huey_tasks``…) for this server.
+
+    The tools name tasks after their module, so the producer must know it by the name the
+    worker imports. ``REDIS_URL`` is set only while the module is imported.
+    """
+    url = compare.redis_url(tool, socket_path)
+    if tool in _loaded and _loaded[tool][0] == url:
+        return _loaded[tool][1]
+    if tool in _loaded:
+        Client(tool, _loaded.pop(tool)[1]).close()
+    spec = importlib.util.spec_from_file_location(f"{tool}_tasks", compare.setup_path(tool))
+    module = importlib.util.module_from_spec(spec)
+    before = os.environ.get("REDIS_URL")
+    os.environ["REDIS_URL"] = url   # the module reads it at import, as a user's would
     try:
-        if name in sys.modules:
-            Client(tool, sys.modules[name]).close()
-            module = importlib.reload(sys.modules[name])
-        else:
-            module = importlib.import_module(name)
+        spec.loader.exec_module(module)
     finally:
         if before is None:
-            os.environ.pop(compare.SOCKET_ENV, None)
+            os.environ.pop("REDIS_URL", None)
         else:
-            os.environ[compare.SOCKET_ENV] = before
-    _loaded[tool] = sock
+            os.environ["REDIS_URL"] = before
+    _loaded[tool] = (url, module)
     return module
 
 
 class Client:
-    """Producer-side calls that differ between the tools: submit, poll a result, close."""
+    """Producer-side calls that differ between the tools: submit, finished, purge, close."""
 
     def __init__(self, tool: str, module: Any) -> None:
         self.tool, self.module = tool, module
 
+    def __repr__(self) -> str:
+        return f"Client({self.tool!r})"
+
     def submit(self, task: str, *args: Any) -> Any:
         """Enqueue ``task(*args)``; returns the tool's own handle."""
-        fn = getattr(self.module, task)
-        if self.tool == "huey":
-            return fn(*args)
-        if self.tool == "rq":
-            return self.module.queue.enqueue(fn, *args)
-        return fn.delay(*args)
+        return bare.submit(self.tool, self.module, task, *args)
 
-    def _poll(self, handle: Any) -> tuple[bool, Any]:
-        if self.tool == "huey":
-            value = handle.get()  # None until the task stored its (non-None) result
-            return value is not None, value
-        if self.tool == "rq":
-            status = handle.get_status()
-            if status == "failed":
-                raise RuntimeError(f"RQ job {handle.id} failed: {handle.latest_result()}")
-            return status == "finished", (handle.return_value() if status == "finished" else None)
-        state = handle.state
-        if state == "FAILURE":
+    def finished(self, handle: Any) -> Any:
+        """The task's return value, or None while it runs; raises if the task failed."""
+        if self.tool == "celery" and handle.failed():
             raise RuntimeError(f"Celery task {handle.id} failed: {handle.result!r}")
-        return state == "SUCCESS", (handle.result if state == "SUCCESS" else None)
+        value = bare.finished(self.tool, handle)  # Huey raises TaskException itself
+        if value is None and self.tool == "rq" and handle.get_status() == "failed":
+            raise RuntimeError(f"RQ job {handle.id} failed: {handle.latest_result()}")
+        return value
 
-    def wait(self, handle: Any, timeout: float, proc: Any, log: Path) -> Any:
-        """The task's return value; raises if the worker died or ``timeout`` passed."""
-        box: list[Any] = []
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the {self.tool} worker exited (code {proc.returncode}); "
-                                   f"last lines of {log}:\n{procs.tail(log)}")
-            ok, value = self._poll(handle)
-            if ok:
-                box.append(value)
-            return ok
-
-        if not procs.wait_until(ready, timeout, interval=0.002, max_interval=0.02):
-            raise TimeoutError(f"{self.tool}: no result within {timeout} s; last lines of "
-                               f"{log}:\n{procs.tail(log)}")
-        return box[0]
+    def purge(self) -> None:
+        """Drop the tasks still waiting in the queue (not those a worker already holds)."""
+        if self.tool == "huey":
+            self.module.huey.storage.flush_queue()
+        elif self.tool == "rq":
+            self.module.queue.empty()
+        else:
+            self.module.app.control.purge()
 
     def close(self) -> None:
         """Drop the producer's connections to a server that may soon be gone."""
@@ -131,3 +120,31 @@ class Client:
                 self.module.app.close()
         except Exception as exc:  # noqa: BLE001 - cleanup must not hide the real error
             logger.debug("closing %s client: %s", self.tool, exc)
+
+
+def run_bare(tool: str, socket_path: str, n: int, window: float, rq_worker: str = "fork",
+             timeout: float = 120.0) -> dict[str, Any]:
+    """Run ``minimal/bare.py`` for ``tool`` in a plain Python process; its JSON line as a dict.
+
+    ``bare.py`` stops its worker when it is stopped (SIGTERM) or when this process dies.
+    """
+    args = [sys.executable, str(compare.MINIMAL / "bare.py"), tool, "--n", str(n),
+            "--window", str(window), "--rq-worker", rq_worker]
+    env = worker_env(tool, socket_path)
+    env.pop("PYTHONPATH")
+    proc = subprocess.Popen(args, env=env, cwd=compare.MINIMAL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException:  # a timeout or the notebook's Interrupt: stop it and its worker
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+        raise
+    if proc.returncode != 0:
+        raise RuntimeError(f"bare.py {tool} failed (exit {proc.returncode}): "
+                           f"{err.strip().splitlines()[-1] if err.strip() else 'no message'}")
+    return json.loads(out.strip().splitlines()[-1])

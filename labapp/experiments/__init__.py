@@ -18,6 +18,9 @@ from labapp.experiments.durability import DurabilityResult
 from labapp.experiments.durability import durability
 from labapp.experiments.race import RaceResult
 from labapp.experiments.race import race
+from labapp.experiments.after_response import AfterResponseResult
+from labapp.experiments.after_response import after_response
+from labapp.experiments.after_response import thread_vs_queue
 from labapp.experiments.tools import ToolsResult
 from labapp.experiments.tools import tools
 from labapp.experiments.drain import DrainResult

@@ -10,6 +10,7 @@ from labapp.plots.retries import plot_retries
 from labapp.plots.scaling import plot_scaling
 from labapp.plots.durability import plot_durability
 from labapp.plots.race import plot_race
+from labapp.plots.tools import plot_after_response
 from labapp.plots.tools import plot_tools
 from labapp.plots.worker_loss import plot_worker_loss
 from labapp.plots.queue import plot_queue_length
