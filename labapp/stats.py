@@ -42,7 +42,8 @@ def stuck_limit(run_times: list[float]) -> float:
     return max(STUCK_MIN, STUCK_FACTOR * p95(run_times))
 
 
-def run_times(entries: list[Any], started: dict[bytes, float] | None = None) -> dict[str, list[float]]:
+def run_times(entries: list[Any],
+              started: dict[bytes, float] | None = None) -> dict[str, list[float]]:
     """Seconds from ``executing`` to ``complete`` of each finished run, per task name,
     oldest first. ``entries`` is ``XREVRANGE`` output of the events stream (newest first).
     A failed run does not count, nor a run whose ``executing`` is not in ``entries`` or in

@@ -48,7 +48,8 @@ def _rate_note(s: dict[str, Any]) -> str:
 
 def _stuck_note(s: dict[str, Any]) -> str:
     """The stuck rule and each known task's limit, from this snapshot."""
-    limits = " · ".join(f"{task} {lim['describe']}" for task, lim in s.get("stuck_limits", {}).items())
+    limits = " · ".join(f"{task} {lim['describe']}"
+                        for task, lim in s.get("stuck_limits", {}).items())
     return (f"{s.get('stuck_rule', 'stuck = running too long')}"
             f"{': ' + limits if limits else ''}; lost = its worker died.")
 
