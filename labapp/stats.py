@@ -115,13 +115,19 @@ class StuckLimit:
     fixed: bool = False        #: True when the caller fixed the limit for every task
 
     def describe(self) -> str:
-        """E.g. ``2 s (p95 0.051 s of 20 runs)``: the limit and what it came from."""
+        """E.g. ``2 s (p95 51 ms of 20 runs)``: the limit and what it came from."""
         if self.fixed:
             return f"{self.after_s:g} s (fixed)"
-        if not self.runs:
+        if not self.runs or self.p95_s is None:
             return f"{self.after_s:g} s (no finished run yet)"
         noun = "run" if self.runs == 1 else "runs"
-        return f"{self.after_s:.3g} s (p95 {self.p95_s:.2g} s of {self.runs} {noun})"
+        p = _seconds(self.p95_s) if self.p95_s >= 1 else f"{self.p95_s * 1e3:.2g} ms"
+        return f"{_seconds(self.after_s)} (p95 {p} of {self.runs} {noun})"
+
+
+def _seconds(value: float) -> str:
+    """``2 s``, ``2.55 s``, ``37 s``: three figures at most, never an exponent."""
+    return f"{value:.3g} s" if value < 100 else f"{value:.0f} s"
 
 
 def stuck_limits(history: dict[str, list[float]], names: Iterable[str] = (),

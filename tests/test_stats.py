@@ -103,7 +103,9 @@ def test_stuck_limits_list_running_tasks_without_history_and_honour_a_fixed_limi
     limits = stats.stuck_limits({"sleep": [0.05] * 20}, names={"cpu"})
     assert limits["sleep"] == stats.StuckLimit(2.0, 20, 0.05)
     assert limits["cpu"] == stats.StuckLimit(10.0, 0, None)
-    assert limits["sleep"].describe() == "2 s (p95 0.05 s of 20 runs)"
+    assert limits["sleep"].describe() == "2 s (p95 50 ms of 20 runs)"
+    assert stats.StuckLimit(7.5, 1, 1.5).describe() == "7.5 s (p95 1.5 s of 1 run)"
+    assert stats.StuckLimit(617.0, 3, 123.4).describe() == "617 s (p95 123 s of 3 runs)"
     assert limits["cpu"].describe() == "10 s (no finished run yet)"
     fixed = stats.stuck_limits({"sleep": [0.05] * 20}, names={"cpu"}, fixed=1.0)
     assert {t: (lim.after_s, lim.describe()) for t, lim in fixed.items()} == \
@@ -112,10 +114,10 @@ def test_stuck_limits_list_running_tasks_without_history_and_honour_a_fixed_limi
 
 def test_monitor_footnote_names_each_limit():
     snap = {"stuck_rule": stats.stuck_rule(),
-            "stuck_limits": {"sleep": {"describe": "2 s (p95 0.05 s of 20 runs)"}}}
+            "stuck_limits": {"sleep": {"describe": "2 s (p95 50 ms of 20 runs)"}}}
     note = _stuck_note(snap)
     assert note.startswith("stuck = running over 5 × the p95")
-    assert "sleep 2 s (p95 0.05 s of 20 runs)" in note and note.endswith("lost = its worker died.")
+    assert "sleep 2 s (p95 50 ms of 20 runs)" in note and note.endswith("lost = its worker died.")
 
 
 # --------------------------------------------------------------------------- a real lab
