@@ -121,11 +121,11 @@ class StuckLimit:
         if not self.runs or self.p95_s is None:
             return f"{self.after_s:g} s (no finished run yet)"
         noun = "run" if self.runs == 1 else "runs"
-        p = _seconds(self.p95_s) if self.p95_s >= 1 else f"{self.p95_s * 1e3:.2g} ms"
-        return f"{_seconds(self.after_s)} (p95 {p} of {self.runs} {noun})"
+        p = format_seconds(self.p95_s) if self.p95_s >= 1 else f"{self.p95_s * 1e3:.2g} ms"
+        return f"{format_seconds(self.after_s)} (p95 {p} of {self.runs} {noun})"
 
 
-def _seconds(value: float) -> str:
+def format_seconds(value: float) -> str:
     """``2 s``, ``2.55 s``, ``37 s``: three figures at most, never an exponent."""
     return f"{value:.3g} s" if value < 100 else f"{value:.0f} s"
 

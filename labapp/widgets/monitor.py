@@ -191,7 +191,8 @@ class Monitor(_LabWidget):
                 continue
             rows.append(f"<tr><td>{html.escape(name)}</td><td>{html.escape(b['task'])} "
                         f"<code>{html.escape(b['task_id'][:8])}</code></td>"
-                        f"<td>{b['running_for']:.1f} s</td><td>{b['stuck_after']:g} s</td>"
+                        f"<td>{b['running_for']:.1f} s</td>"
+                        f"<td>{stats.format_seconds(b['stuck_after'])}</td>"
                         f"<td>{_badge(b['state'])}</td></tr>")
         table = ("<table class='ql-table'><tr><th>worker</th><th>task</th><th>running for</th>"
                  f"<th>stuck after</th><th>state</th></tr>{''.join(rows)}</table>" if rows else
