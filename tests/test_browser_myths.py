@@ -6,10 +6,12 @@ Screenshots of every Predict and figure go to ``test-artifacts/`` for a person t
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
 
 from tests.test_browser import IDLE
+from tests.test_browser import REPO
 from tests.test_browser import SECONDS
 from tests.test_browser import browser  # noqa: F401 - fixture
 from tests.test_browser import chromium_path  # noqa: F401 - fixture
@@ -19,6 +21,15 @@ from tests.test_browser import shot
 NOTEBOOK = "notebooks/07_myth_busters.ipynb"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """A copy of notebook 07 for ``jupyter_lab`` to serve (the repository's stays clean)."""
+    root = tmp_path / "root"
+    (root / "notebooks").mkdir(parents=True)
+    shutil.copy(REPO / NOTEBOOK, root / NOTEBOOK)
+    return root
 
 
 def test_beliefs_notebook_reveals_only_after_each_commit(jupyter_lab, browser):  # noqa: F811
@@ -40,6 +51,8 @@ def test_beliefs_notebook_reveals_only_after_each_commit(jupyter_lab, browser): 
         page.get_by_text(IDLE).wait_for(timeout=60 * SECONDS)
         assert not cell.locator(".jp-OutputArea-output[data-mime-type="
                                 "'application/vnd.jupyter.stderr']").count(), f"cell {i}"
+        if cell.locator(".jp-RenderedImage").count():
+            shot(cell, f"browser-07-figure-cell{i}")
         predict = cell.locator(".ql-predict")
         if not predict.count():
             continue

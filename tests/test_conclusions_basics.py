@@ -5,6 +5,7 @@ once with the numbers the lesson expects and once with the opposite numbers.
 """
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -282,6 +283,18 @@ def test_a_request_in_flight_at_the_stop_is_explained_not_stray():
     r = stop_result(in_flight=True)
     assert r.teaches_lesson and len(r.cut_off) == 1 and not r.stray
     assert "in flight when SIGTERM ended the process" in " ".join(r.conclusions())
+
+
+def test_flask_killed_answers_07s_belief_2_from_the_tasks_done_while_it_was_down():
+    killed = dataclasses.replace(stop_result(in_flight=True), signal_name="SIGKILL")
+    text = " ".join(killed.conclusions())
+    assert killed.answer == "run" and "was killed with SIGKILL and down for 1.30 s" in text
+    assert "in flight when SIGKILL ended the process" in text
+    assert stop_result().answer == "run" and "was stopped and down" in stop_result().conclusions()[0]
+    assert stop_result(done_while_down=False).answer == "die"
+    # Some done while it was down, one never completed: the run settles nothing.
+    partial = dataclasses.replace(stop_result(), task_ids=("t1", "t2"))
+    assert partial.completed == {"t1"} and partial.answer is None
 
 
 def extra_result(*, together=0.82, shares=None):

@@ -5,7 +5,6 @@ from labapp.experiments.latency import LatencyResult
 from labapp.experiments.latency import RequestSample
 from labapp.experiments.myths import FasterResult
 from labapp.experiments.myths import FlaskAloneResult
-from labapp.experiments.myths import WithoutFlaskResult
 from labapp.experiments.ordering import Attempt
 from labapp.experiments.ordering import OrderingResult
 from labapp.experiments.ordering import in_order_members
@@ -83,14 +82,6 @@ def test_faster_yes_when_the_queued_work_finished_sooner():
 def test_faster_without_data_settles_nothing():
     r = FasterResult(latency([], []), (), ())
     assert r.answer is None and "settles nothing" in r.conclusions()[0]
-
-
-def test_without_flask_flips_with_the_count():
-    ran = WithoutFlaskResult(10, False, 11, 4, 4)
-    assert ran.answer == "run" and ran.teaches_lesson and "4 of 4" in ran.conclusions()[0]
-    died = WithoutFlaskResult(10, False, None, 4, 0)
-    assert died.answer == "die" and not died.teaches_lesson
-    assert "Not all ran" in " ".join(died.conclusions())
 
 
 def test_flask_alone_flips_when_a_task_ran_without_workers():

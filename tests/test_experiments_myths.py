@@ -8,7 +8,7 @@ import pytest
 
 from labapp.experiments.dashboard import watch_stats
 from labapp.experiments.myths import flask_alone
-from labapp.experiments.myths import without_flask
+from labapp.experiments.survival import flask_stopped
 from labapp.experiments.retries import default_retries
 
 myths = importlib.import_module("labapp.experiments.myths")
@@ -26,9 +26,10 @@ def test_tasks_handed_to_flask_wait_for_a_worker(make_lab):
 
 def test_workers_run_tasks_while_flask_is_dead(make_lab):
     lab = make_lab(workers=2)
-    result = without_flask(lab, tasks=3, seconds=0.05)
-    assert not result.web_alive and result.done == 3 and result.answer == "run"
-    lab.restart_web()
+    web_pid = lab.status()["web"]
+    result = flask_stopped(lab, tasks=4, seconds=0.2, crash=True)   # 07's belief 2
+    assert result.signal_name == "SIGKILL" and result.web_pid == web_pid != result.new_web_pid
+    assert len(result.completed) == 4 and result.done_while_down and result.answer == "run"
     assert lab.healthy()
 
 
@@ -62,7 +63,7 @@ def test_dashboard_polls_until_idle_and_alerts_on_failures(make_lab):
 @pytest.mark.parametrize("call, match", [
     (lambda lab: flask_alone(lab, tasks=0), "tasks"),
     (lambda lab: flask_alone(lab, watch=0.1), "watch"),
-    (lambda lab: without_flask(lab, tasks=0), "tasks"),
+    (lambda lab: flask_stopped(lab, tasks=0, crash=True), "tasks"),
     (lambda lab: default_retries(lab, watch=0), "watch"),
     (lambda lab: watch_stats(lab, every=0.01), "every"),
     (lambda lab: watch_stats(lab, timeout=0), "timeout"),

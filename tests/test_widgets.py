@@ -470,9 +470,11 @@ def test_stack_diagram_shows_the_real_processes(lab):
 
 
 # --------------------------------------------------------------------------- glyphs
-def test_widget_text_uses_only_glyphs_of_dejavu_sans():
-    """Debian's Chromium has no emoji font: every non-ASCII character the widgets, the
-    prediction summary and the start notebook show must exist in DejaVu Sans (else: a box)."""
+def test_shown_text_uses_only_glyphs_of_dejavu_sans():
+    """Debian's Chromium has no emoji font and matplotlib draws with DejaVu Sans: every
+    non-ASCII character the widgets, the prediction summary, the plots, the web pages and
+    the notebooks' cells show must exist in DejaVu Sans (else: a box)."""
+    import json
     from pathlib import Path
 
     import matplotlib
@@ -481,12 +483,19 @@ def test_widget_text_uses_only_glyphs_of_dejavu_sans():
     root = Path(__file__).resolve().parents[1]
     font = FT2Font(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"))
     have = set(font.get_charmap())
-    files = [*sorted((root / "labapp" / "widgets").glob("*.py")), root / "labapp" / "predictions.py",
-             *sorted((root / "labapp" / "templates").glob("*.html")),
-             root / "notebooks" / "00_start_here.ipynb"]
-    missing = {(f.name, ch) for f in files if f.exists()
-               for ch in f.read_text() if ord(ch) > 127 and ord(ch) not in have}
+    texts = {f.relative_to(root).as_posix(): f.read_text()
+             for f in [*sorted((root / "labapp" / "widgets").glob("*.py")),
+                       *sorted((root / "labapp" / "plots").glob("*.py")),
+                       root / "labapp" / "predictions.py",
+                       *sorted((root / "labapp" / "templates").glob("*.html"))]}
+    for nb in sorted((root / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(nb.read_text())["cells"]):
+            texts[f"{nb.name} cell {i}"] = "".join(cell["source"])
+    assert len(texts) > 50 and "monitor.html" in " ".join(texts) and "latency.py" in " ".join(texts)
+    missing = {(where, ch) for where, text in texts.items()
+               for ch in text if ord(ch) > 127 and ord(ch) not in have}
     assert not missing, f"characters DejaVu Sans lacks (they render as boxes): {sorted(missing)}"
+    assert 0x274C not in have   # the check can fail: an emoji cross (❌) is not in the font
 
 
 # --------------------------------------------------------------------------- notebook 00's runs

@@ -30,7 +30,7 @@ class StatsSample:
     running: int      #: tasks workers are running now (not stuck, not lost)
     complete: int     #: ``complete`` events since the lab started
     errors: int       #: ``error`` events since the lab started
-    stuck: int        #: tasks running longer than the lab's stuck limit, or whose worker died
+    stuck: int        #: tasks running past their limit (labapp.stats.stuck_limit) or whose worker died
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,8 +4,8 @@
   :func:`labapp.experiments.latency.latency` (its public API) plus the queued tasks' own run
   times from the events stream and, per queued request, the time from the click to the
   task's completion.
-* :func:`without_flask`: SIGKILL the Flask app, enqueue from the notebook: do the workers
-  still run the tasks?
+* belief 2 (do the workers die with the Flask app?) is 03's
+  :func:`labapp.experiments.survival.flask_stopped` with ``crash=True`` (SIGKILL).
 * :func:`flask_alone`: stop every worker, hand tasks to the Flask app over HTTP: does anything
   run them? If Flask had a task queue of its own, they would run with no worker at all.
 """
@@ -14,8 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import signal
 import statistics
 import time
 import urllib.request
@@ -28,6 +26,8 @@ from labapp.experiments._control import require_running
 from labapp.experiments._control import wait_for_events
 from labapp.experiments.latency import LatencyResult
 from labapp.experiments.latency import latency
+from labapp.experiments.survival import StopResult
+from labapp.experiments.survival import flask_stopped
 
 logger = logging.getLogger(__name__)
 
@@ -120,54 +120,8 @@ def faster(lab: Any, duration: float = 0.3, clients: int = 4, requests_per_clien
 
 
 # ----------------------------------------------------------------------------- belief 2
-@dataclasses.dataclass(frozen=True)
-class WithoutFlaskResult:
-    """The Flask app was SIGKILLed, then tasks were enqueued from the notebook."""
-
-    web_pid: int
-    web_alive: bool      #: the Flask process still existed afterwards
-    consumer_pid: int | None
-    enqueued: int
-    done: int            #: of those, how many completed
-
-    @property
-    def answer(self) -> str:
-        """``run`` when the workers ran every task without Flask, else ``die``."""
-        return "run" if self.done == self.enqueued else "die"
-
-    def conclusions(self) -> list[str]:
-        """What this run showed, computed from its numbers."""
-        flask = "was still running (the kill did not take)" if self.web_alive else "was dead"
-        out = [f"The Flask app (pid {self.web_pid}) {flask}; the worker process "
-               f"(pid {self.consumer_pid}) completed {self.done} of {self.enqueued} tasks "
-               "enqueued from this notebook."]
-        if self.done < self.enqueued:
-            out.append("Not all ran: see lab.logs('worker') for what happened to the workers.")
-        return out
-
-    @property
-    def teaches_lesson(self) -> bool:
-        """True when Flask was dead and the workers ran every task anyway."""
-        return not self.web_alive and self.answer == "run"
-
-
-def without_flask(lab: Any, tasks: int = 4, seconds: float = 0.2) -> WithoutFlaskResult:
-    """SIGKILL the Flask app, enqueue ``tasks`` sleeps from here, count the completed ones.
-
-    The Flask app stays dead: ``lab.restart_web()`` brings it back.
-    """
-    check_range("tasks", tasks, 1, 50, integer=True)
-    check_range("seconds", seconds, 0, 2)
-    require_running(lab)
-    if lab.config.workers < 1:
-        raise ValueError("without_flask needs at least 1 worker: run lab.scale(2) first")
-    web = lab.status()["web"]
-    os.kill(web, signal.SIGKILL)
-    handles = lab.enqueue_many("sleep", tasks, seconds=seconds)
-    lab.wait(handles, timeout=10 + tasks * seconds)
-    done = sum(1 for h in handles if lab.result(h) is not None)
-    st = lab.status()
-    return WithoutFlaskResult(web, st["web"] is not None, st["consumer"], tasks, done)
+#: 07's belief 2: :func:`labapp.experiments.survival.flask_stopped` with SIGKILL (``crash``)
+NOTEBOOK_WITHOUT_FLASK = {"tasks": 6, "seconds": 0.3, "crash": True}
 
 
 # ----------------------------------------------------------------------------- belief 4
@@ -260,12 +214,9 @@ def notebook_sized_faster(lab: Any) -> FasterResult:
     return faster(lab, **NOTEBOOK_FASTER)
 
 
-def notebook_sized_without_flask(lab: Any) -> WithoutFlaskResult:
-    """07's belief 2 run (the Flask app is restarted afterwards, unlike in the notebook)."""
-    try:
-        return without_flask(lab)
-    finally:
-        lab.restart_web()
+def notebook_sized_without_flask(lab: Any) -> StopResult:
+    """07's belief 2 run (its lesson: ``answer == "run"``)."""
+    return flask_stopped(lab, **NOTEBOOK_WITHOUT_FLASK)
 
 
 def notebook_sized_flask_alone(lab: Any) -> FlaskAloneResult:

@@ -6,7 +6,8 @@ Four short experiments, each returning a result that states what its run showed
 - :func:`where_tasks_run`: the PIDs that ran a few tasks, against the Flask app's and the kernel's;
 - :func:`worker_killed`: SIGKILL a busy worker while a probe asks the Flask app ``/api/hello``
   every 0.1 s; the consumer starts a replacement, the task it was running is lost;
-- :func:`flask_stopped`: SIGTERM the Flask app while the workers have tasks; they finish them;
+- :func:`flask_stopped`: SIGTERM the Flask app (or SIGKILL it, ``crash=True``: 07's belief 2)
+  while the workers have tasks; they finish them;
 - :func:`extra_worker`: the same batch of tasks before and after starting one more worker
   with ``lab.worker_command()`` (what you would type in a terminal, on this or another machine).
 
@@ -290,7 +291,7 @@ def worker_killed(lab: Any, tasks: int = 6, seconds: float = 0.5,
 # ----------------------------------------------------------------------------- Flask stopped
 @dataclasses.dataclass(frozen=True)
 class StopResult:
-    """The Flask app stopped (SIGTERM) and restarted while the workers had tasks."""
+    """The Flask app stopped (SIGTERM, or SIGKILL) and restarted while the workers had tasks."""
 
     probes: tuple[tuple[float, float | None, Any], ...]
     events: tuple[Any, ...]
@@ -298,6 +299,7 @@ class StopResult:
     task_ids: tuple[str, ...]
     web_pid: int
     new_web_pid: int | None
+    signal_name: str = "SIGTERM"   #: how the Flask app was stopped
 
     @property
     def down(self) -> tuple[float, float]:
@@ -312,14 +314,28 @@ class StopResult:
                 if e.kind == "complete" and e.task_id in self.task_ids and lo <= e.time <= hi]
 
     @property
+    def completed(self) -> set[str]:
+        """The episode's tasks that completed (while Flask was down or not)."""
+        return {e.task_id for e in self.events
+                if e.kind == "complete" and e.task_id in self.task_ids}
+
+    @property
+    def answer(self) -> str | None:
+        """07's belief 2: ``run`` when every task completed and some while Flask was down,
+        ``die`` when none completed while it was down, None otherwise (settles nothing)."""
+        if not self.done_while_down:
+            return "die"
+        return "run" if len(self.completed) == len(self.task_ids) else None
+
+    @property
     def unanswered(self) -> list[tuple[float, float | None, Any]]:
         """Probes nobody answered."""
         return [p for p in self.probes if p[1] is None]
 
     @property
     def cut_off(self) -> list[tuple[float, float | None, Any]]:
-        """Unanswered probes sent just before the stop: in flight when SIGTERM ended the process
-        (waitress installs no SIGTERM handler, so the process exits mid-request)."""
+        """Unanswered probes sent just before the stop: in flight when the signal ended the
+        process (waitress installs no SIGTERM handler, so the process exits mid-request)."""
         lo, _ = self.down
         return [p for p in self.unanswered if lo - PROBE_TIMEOUT <= p[0] < lo]
 
@@ -345,11 +361,12 @@ class StopResult:
         during = [p for p in self.probes if lo <= p[0] <= hi]
         missed = [p for p in during if p[1] is None]
         errors = ", ".join(sorted({str(p[2]) for p in missed})) or "none"
-        out = [f"The Flask app (pid {self.web_pid}) was down for {hi - lo:.2f} s: {len(missed)} "
-               f"of {len(during)} requests sent meanwhile got no answer ({errors})."]
+        how = "killed with SIGKILL" if self.signal_name == "SIGKILL" else "stopped"
+        out = [f"The Flask app (pid {self.web_pid}) was {how} and down for {hi - lo:.2f} s: "
+               f"{len(missed)} of {len(during)} requests sent meanwhile got no answer ({errors})."]
         if self.cut_off:
             out.append(f"{len(self.cut_off)} request(s) sent just before the stop got no answer "
-                       "either: they were in flight when SIGTERM ended the process.")
+                       f"either: they were in flight when {self.signal_name} ended the process.")
         if self.stray:
             out.append(f"{len(self.stray)} requests outside that window got no answer either: "
                        "the machine may be overloaded.")
@@ -368,17 +385,18 @@ class StopResult:
 
 
 def flask_stopped(lab: Any, tasks: int = 6, seconds: float = 0.3,
-                  timeout: float = 15.0) -> StopResult:
+                  timeout: float = 15.0, crash: bool = False) -> StopResult:
     """Stop the Flask app with SIGTERM once the workers are busy, wait for the tasks, restart it.
 
-    The probe asks ``/api/hello`` every 0.1 s throughout. The app is restarted even when the
-    cell is interrupted.
+    ``crash=True`` sends SIGKILL instead: no chance to clean up, as in a crash. The probe asks
+    ``/api/hello`` every 0.1 s throughout. The app is restarted even when the cell is interrupted.
     """
     check_range("tasks", tasks, 1, 50, integer=True)
     check_range("seconds", seconds, 0.05, 5)
     require_running(lab)
     if lab.config.workers < 1:
         raise ValueError("flask_stopped needs workers: lab.scale(2)")
+    sig = signal.SIGKILL if crash else signal.SIGTERM
     settle(lab)
     conn, name = lab.redis, lab.name
     cursor = lab.cursor()
@@ -393,7 +411,7 @@ def flask_stopped(lab: Any, tasks: int = 6, seconds: float = 0.3,
                                     timeout):
                 raise RuntimeError("no worker started a task: see lab.logs('worker')")
             marks["Flask stopped"] = time.time()
-            web.send_signal(signal.SIGTERM)
+            web.send_signal(sig)
             procs.wait_until(lambda: web.poll() is not None, 5)
             progress.update(1, "Flask stopped")
             lab.wait(ids, timeout=timeout)
@@ -407,7 +425,7 @@ def flask_stopped(lab: Any, tasks: int = 6, seconds: float = 0.3,
         if lab.web is None or lab.web.poll() is not None:
             lab.restart_web()  # interrupted while it was down: bring it back
     return StopResult(tuple(prober.probes), tuple(lab.events(since=cursor)), marks, tuple(ids),
-                      web.pid, lab.status()["web"])
+                      web.pid, lab.status()["web"], sig.name)
 
 
 # ----------------------------------------------------------------------------- a worker from elsewhere

@@ -46,8 +46,20 @@ def _rate_note(s: dict[str, Any]) -> str:
     return f"tasks/s = {done} {noun} finished ÷ {span:.1f} s of activity (within the last {stats.WINDOW:.0f} s)"
 
 
+def _stuck_note(s: dict[str, Any]) -> str:
+    """The stuck rule and each known task's limit, from this snapshot."""
+    limits = " · ".join(f"{task} {lim['describe']}"
+                        for task, lim in s.get("stuck_limits", {}).items())
+    return (f"{s.get('stuck_rule', 'stuck = running too long')}"
+            f"{': ' + limits if limits else ''}; lost = its worker died.")
+
+
 class Monitor(_LabWidget):
     """Live view of the lab: queue length, busy workers, throughput, failures, stuck/lost tasks.
+
+    A task is stuck when it runs longer than ``stuck_after`` seconds if given, else longer than
+    its own limit, measured from its recent run times (:func:`labapp.stats.stuck_limit`); the
+    footnote says each task's limit.
 
     Updates come from a daemon thread that sleeps on the events stream (a blocking read), so
     an idle lab costs nothing; it redraws at most twice a second and stops when the lab
@@ -57,7 +69,7 @@ class Monitor(_LabWidget):
     _instances: "weakref.WeakSet[Monitor]" = weakref.WeakSet()
 
     def __init__(self, lab: Lab, interval: float = MONITOR_MIN_INTERVAL,
-                 stuck_after: float = stats.STUCK_AFTER, idle_wait: float = 2.0,
+                 stuck_after: float | None = stats.STUCK_AFTER, idle_wait: float = 2.0,
                  start: bool = True) -> None:
         self.lab = lab
         self.interval = max(float(interval), MONITOR_MIN_INTERVAL)
@@ -175,13 +187,15 @@ class Monitor(_LabWidget):
             b = busy.get(name)
             if b is None:
                 rows.append(f"<tr><td>{html.escape(name)}</td><td class='ql-muted'>idle</td>"
-                            "<td></td><td></td></tr>")
+                            "<td></td><td></td><td></td></tr>")
                 continue
             rows.append(f"<tr><td>{html.escape(name)}</td><td>{html.escape(b['task'])} "
                         f"<code>{html.escape(b['task_id'][:8])}</code></td>"
-                        f"<td>{b['running_for']:.1f} s</td><td>{_badge(b['state'])}</td></tr>")
+                        f"<td>{b['running_for']:.1f} s</td>"
+                        f"<td>{stats.format_seconds(b['stuck_after'])}</td>"
+                        f"<td>{_badge(b['state'])}</td></tr>")
         table = ("<table class='ql-table'><tr><th>worker</th><th>task</th><th>running for</th>"
-                 f"<th>state</th></tr>{''.join(rows)}</table>" if rows else
+                 f"<th>stuck after</th><th>state</th></tr>{''.join(rows)}</table>" if rows else
                  "<div class='ql-muted'>no worker running</div>")
         try:
             link = (f' · <a href="{html.escape(self.lab.public_url)}monitor" target="_blank">'
@@ -189,9 +203,9 @@ class Monitor(_LabWidget):
         except Exception:  # noqa: BLE001 - the port is unknown once the lab stopped
             link = ""
         return (f"<div><b>Monitor</b> <span class='ql-muted'>{html.escape(s['lab'])} · "
-                f"{html.escape(_rate_note(s))} · stuck = running over "
-                f"{self.stuck_after:g} s, lost = its worker died{link}</span></div>"
-                f"<div class='ql-cards'>{cards_html}</div>{table}")
+                f"{html.escape(_rate_note(s))}{link}</span></div>"
+                f"<div class='ql-cards'>{cards_html}</div>{table}"
+                f"<div class='ql-muted'>{html.escape(_stuck_note(s))}</div>")
 
     def __repr__(self) -> str:
         s = self.snapshot or {}
