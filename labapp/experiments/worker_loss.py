@@ -14,7 +14,9 @@ import time
 from typing import Any
 
 from labapp import procs
-from labapp.stats import STUCK_AFTER
+from labapp.stats import STUCK_FACTOR
+from labapp.stats import STUCK_FALLBACK
+from labapp.stats import STUCK_MIN
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
 
@@ -301,8 +303,9 @@ class LostTaskDemo:
         out = [f"Task {self.task_id[:8]} ran on {self.worker} (pid {self.killed_pid}); the "
                f"monitor showed it as {' → '.join(self.states)}.",
                f"'stuck' here means running longer than {self.stuck_after:g} s, a fixed "
-               f"threshold given to the monitor (the lab's default is {STUCK_AFTER:g} s): the monitor does "
-               f"not learn how long your tasks usually take. It said 'stuck' after "
+               f"threshold given to this monitor (without one, a monitor derives each task's "
+               f"limit from its measured run times: {STUCK_FACTOR:g} × their p95, at least "
+               f"{STUCK_MIN:g} s, {STUCK_FALLBACK:g} s with no history). It said 'stuck' after "
                f"{self.stuck_seen_after:.1f} s."]
         if self.lost:
             out.append(f"After the SIGKILL its events are {' → '.join(self.kinds)}: no "
