@@ -127,8 +127,10 @@ ENDPOINTS = {  # name: (demo task, params, does the response need the result?)
 }
 SLOW = 0.05  # seconds of waiting a user notices: the threshold the exercise states
 #: Endpoints the check draws from: (name, needs its result in the response?)
-NAMES = {True: ("price", "search", "cart_total", "page", "stock_level"),
-         False: ("welcome_email", "audit_log", "thumbnail", "invoice_pdf", "page_view_count")}
+#: (none is an endpoint of notebook 09, so a lookup of those three decides nothing here)
+NAMES = {True: ("search", "cart_total", "product_page", "stock_level", "shipping_quote"),
+         False: ("newsletter_signup", "thumbnail", "invoice_pdf", "page_view_count",
+                 "password_reset_mail")}
 
 
 def post_json(url: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> tuple[int, Any, float]:

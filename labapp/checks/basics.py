@@ -143,12 +143,18 @@ def serve(app: Any, threads: int = 2) -> Iterator[int]:
     server = create_server(app, host="127.0.0.1", port=0, threads=threads, ident="ex02")
     thread = threading.Thread(target=server.run, name="check-waitress", daemon=True)
     thread.start()
+    def close_all() -> None:  # runs in the server's own loop thread, between two polls
+        for channel in list(server._map.values()):
+            channel.close()
+
     try:
         yield int(server.effective_port)
     finally:
-        server.close()
-        server.task_dispatcher.shutdown(timeout=2)
+        # Closing sockets from this thread while the loop polls them makes the loop raise
+        # (EBADF); the trigger hands the closing to the loop itself, which then ends.
+        server.trigger.pull_trigger(close_all)
         thread.join(3)
+        server.task_dispatcher.shutdown(timeout=2)
 
 
 def _timed_post(port: int, path: str) -> tuple[int, bytes, float]:
