@@ -221,8 +221,14 @@ def test_a_check_draws_a_new_scenario_each_run(lab_dir):
 
 
 # --------------------------------------------------------------------------- live: wrong answers
-@pytest.mark.slow
-@pytest.mark.parametrize("path", WRONG, ids=lambda p: p.stem)
+# A quick wrong answer per kind of check runs with the fast tests; the rest are slow.
+FAST_WRONG = {"ex01_lab_queue", "ex03_parent_pid", "ex07_run_only", "ex08_call_local",
+              "ex09_time_only", "ex05_no_retries", "ex04_thread"}
+
+
+@pytest.mark.parametrize("path", [p if p.stem in FAST_WRONG else
+                                  pytest.param(p, marks=pytest.mark.slow) for p in WRONG],
+                         ids=lambda p: p.stem)
 def test_wrong_submission_fails_with_a_pointed_hint(lab_dir, path):
     lab, folder = lab_dir
     h = header(path)
