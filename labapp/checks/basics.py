@@ -168,9 +168,14 @@ def _timed_post(port: int, path: str) -> tuple[int, bytes, float]:
         conn.close()
 
 
+# Half of the 0.3 s one report takes: a handler that builds even one report inline cannot
+# answer this fast, while handing over takes milliseconds (with room for a busy machine).
+REPORT_LIMIT = 0.15
+
+
 @exercise("ex02_report_endpoint", "02_why_in_flask", 'check("ex02_report_endpoint")')
 def check_report_endpoint(lab: Any) -> tuple[str, dict[str, Any]]:
-    """POST /report/<user> of ex02_app.create_app() must answer 202 + the task id in < 50 ms.
+    """POST /report/<user> of ex02_app.create_app() must answer 202 + the task id at once.
 
     12 requests for randomly named users, from 4 clients at once, against 2 request
     threads; then every user's report must have gone through the queue (an ``enqueued``
@@ -220,9 +225,10 @@ def check_report_endpoint(lab: Any) -> tuple[str, dict[str, Any]]:
     if 404 in statuses or 405 in statuses:
         raise NotYet("POST /report/<user> is not a route of your app (answered 404/405): "
                      "keep @app.post('/report/<user>')", **details)
-    if median >= 0.05:
-        raise NotYet(f"the median response took {ms(median)} (limit 50 ms): the handler still "
-                     "waits for the report; hand it to the queue and answer at once", **details)
+    if median >= REPORT_LIMIT:
+        raise NotYet(f"the median response took {ms(median)} (limit {ms(REPORT_LIMIT)}): the "
+                     "handler still waits for the report; hand it to the queue and answer at "
+                     "once", **details)
     if statuses != [202]:
         raise NotYet(f"the endpoint answered {statuses}: answer 202 (Accepted), the status "
                      "for 'taken on, not done yet'", **details)

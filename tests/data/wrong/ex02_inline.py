@@ -1,6 +1,6 @@
 # exercise: ex02_report_endpoint
 # mistake: the report is still built inside the request (call_local)
-# expect: (limit 50 ms)
+# expect: (limit 150 ms)
 import time
 
 from flask import Flask
