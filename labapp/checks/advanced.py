@@ -213,7 +213,7 @@ def check_inline_or_queue(lab: Any, decide: Any = None) -> tuple[str, dict[str, 
         m = measure_endpoint(lab, task, params, samples=2)
         measurement = {"endpoint": name, "needs_result": needed,
                        **{k: round(v, 4) for k, v in m.items()}}
-        got = call(f"decide({measurement})", fn, dict(measurement))
+        got = call(f"decide(<the measurement of {name}>)", fn, dict(measurement))
         saves = m["inline_s"] - m["enqueue_s"]
         want = "queue" if not needed and saves >= SLOW else "inline"
         judged.append({**measurement, "work": f"{task} {params}", "decided": got,

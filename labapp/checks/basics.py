@@ -95,8 +95,8 @@ def check_pending_jobs(lab: Any, pending_jobs: Any = None,
             truth = {"step": what, "waiting": len(before), "next": oldest(),
                      "lab_queue": lab.queue_length()}
             steps.append(truth)
-            count = call("pending_jobs(redis, queue)", count_fn, client, queue)
-            name = call("next_task(redis, queue)", next_fn, client, queue)
+            count = call("pending_jobs(client, queue)", count_fn, client, queue)
+            name = call("next_task(client, queue)", next_fn, client, queue)
             after = client.lrange(queue, 0, -1)
             if after != before:
                 raise NotYet(f"the list lost or gained jobs while your functions ran ({what}): "
