@@ -142,7 +142,7 @@ def check_survive_deploy(lab: Any) -> tuple[str, dict[str, Any]]:
 # --------------------------------------------------------------------------- 05
 ORDERS = (12, 20)     # orders charged in one check (drawn per run)
 FAILS = 3             # the payment service fails this many times per order, then works
-PATIENCE = 13.0       # seconds the customers wait for every order to go through
+PATIENCE = 12.0       # seconds the customers wait for every order to go through
 MIN_GROWTH = 0.5      # seconds: later waits must be at least this much longer (median)
 
 

@@ -87,8 +87,8 @@ def check_scaling(lab: Any, workers_needed: Any = None) -> tuple[str, dict[str, 
                          "(notebook 06, 'Throughput against the number of workers')", **details)
         if fewer_too:
             raise NotYet(f"workers_needed({rate}, {seconds}) returned {n}: that keeps up, but "
-                         f"{n - 1} would too; workers cost memory and connections, so return "
-                         "the smallest count that keeps up", **details)
+                         "fewer workers would too; workers cost memory and connections, so "
+                         "return the smallest count that keeps up", **details)
     rate, seconds = live
     n = answers[-1]["answer"]
     if n > 16:

@@ -1,6 +1,6 @@
 # exercise: ex06_scaling
 # mistake: half-solution: the right rule plus one spare worker, so not the smallest
-# expect: would too
+# expect: fewer workers would too
 import math
 
 

@@ -1,6 +1,6 @@
 # exercise: ex06_scaling
 # mistake: one worker per job arriving each second, ignoring how long a job takes
-# expect: would too
+# expect: fewer workers would too
 import math
 
 
