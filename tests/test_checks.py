@@ -144,6 +144,21 @@ def test_every_exercise_has_three_wrong_submissions():
     assert not short, f"fewer than three wrong submissions: {short}"
 
 
+# Every exercise is tried with a constant or copied value, a way around the queue or the
+# workers, and a plausible half-solution. Exercise 09's policy only ever sees the check's
+# own measurements: there is no queue or worker in it to go around.
+KINDS = {"constant": ("a constant", "a copied"), "bypass": ("bypass",),
+         "half": ("half-solution",)}
+
+
+@pytest.mark.parametrize("ex_id", list(checks.EXERCISES))
+def test_wrong_submissions_cover_the_three_ways_to_pass_without_the_skill(ex_id):
+    mistakes = [header(p)["mistake"] for p in WRONG if header(p)["exercise"] == ex_id]
+    wanted = [k for k in KINDS if not (k == "bypass" and ex_id == "ex09_inline_or_queue")]
+    missing = [k for k in wanted if not any(m.startswith(KINDS[k]) for m in mistakes)]
+    assert not missing, f"{ex_id} has no wrong submission of kind {missing}"
+
+
 def test_every_exercise_names_its_objects_and_notebook_section():
     for ex in checks.EXERCISES.values():
         nb = nbformat.read(ROOT / "solutions" / f"{ex.notebook}.ipynb", as_version=4)

@@ -1,5 +1,5 @@
 # exercise: ex04_survive_deploy
-# mistake: half-solution: enqueues an email, to the task's default address instead of the user's
+# mistake: a copied value: enqueues an email to the task's default address, not the user's
 # expect: for their own address
 from flask import Flask
 

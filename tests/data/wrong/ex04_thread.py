@@ -1,5 +1,5 @@
 # exercise: ex04_survive_deploy
-# mistake: notebook 04's shortcut: a thread in the view, the job lives only in the app's process
+# mistake: bypass: notebook 04's shortcut, a thread in the view, the job lives only in the app's process
 # expect: went through the queue
 import threading
 

@@ -1,5 +1,5 @@
 # exercise: ex05_retries
-# mistake: the old hint's values: backoff from 0.1 s, below Huey's 1 s scheduler tick
+# mistake: a copied hint value: the old hint's backoff from 0.1 s, below Huey's 1 s scheduler tick
 # expect: did not grow
 from labapp.tasks import flaky
 from labapp.tasks import huey

@@ -1,5 +1,5 @@
 # exercise: ex09_inline_or_queue
-# mistake: a lookup of the three endpoints seen in the notebook, by name
+# mistake: a copied value: a lookup of the three endpoints seen in the notebook, by name
 # expect: nobody needs the result in the response
 DECISIONS = {"price": "inline", "welcome_email": "queue", "audit_log": "inline"}
 
