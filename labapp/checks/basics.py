@@ -243,6 +243,11 @@ def check_report_endpoint(lab: Any) -> tuple[str, dict[str, Any]]:
     mine = lambda: lab.events(since=cursor)  # noqa: E731
     jobs = {u: enqueued_with(mine(), "build_report", repr(u)) for u in users}
     lost = [u for u in users if not jobs[u]]
+    if len(lost) == len(users) and not any(
+            e.kind == "enqueued" and e.task == "build_report" for e in mine()):
+        raise NotYet(f"none of the {len(users)} requests enqueued a build_report job, so no "
+                     "worker will ever build those reports: work started inside the app (a "
+                     "thread, or a call in the handler) never reaches the queue", **details)
     if lost:
         raise NotYet(f"{len(lost)} of {len(users)} requests enqueued no build_report job for "
                      f"their user (e.g. {lost[0]}): call the task with the user from the URL",

@@ -1,6 +1,6 @@
 # exercise: ex02_report_endpoint
 # mistake: bypass: a thread in the app builds the report, the answer carries a made-up id
-# expect: enqueued no build_report job
+# expect: never reaches the queue
 import threading
 import time
 import uuid

@@ -1,6 +1,6 @@
 # exercise: ex05_retries
 # mistake: bypass: the task retries inside itself in a loop, so Huey never sees a failure
-# expect: no attempt failed
+# expect: the task caught the failures itself
 from labapp.tasks import TransientError
 from labapp.tasks import flaky
 from labapp.tasks import huey
