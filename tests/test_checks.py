@@ -6,6 +6,8 @@ a learner's notebook would. Each file in ``tests/data/wrong/`` is one wrong subm
 
 * ``exNN_<what>.py`` whose first lines are ``# exercise: <id>``, ``# mistake: <words>``
   and ``# expect: <part of the hint>``;
+* ``tests/data/right/`` holds other correct answers the same way (``# answer: <words>``
+  instead of mistake and expect): a check must not demand one particular solution;
 * for exercises with a module (``ex02_app``, ``ex03_tasks``, ``ex04_app``, ``ex05_tasks``)
   the rest of the file is that module; otherwise it defines the learner's objects, run in
   a namespace holding ``lab``.
@@ -37,6 +39,7 @@ from labapp.stack import running_labs
 
 ROOT = Path(__file__).resolve().parents[1]
 WRONG = sorted((ROOT / "tests" / "data" / "wrong").glob("ex*.py"))
+RIGHT = sorted((ROOT / "tests" / "data" / "right").glob("ex*.py"))
 MODULES = {"ex02_report_endpoint": "ex02_app", "ex03_task_module": "ex03_tasks",
            "ex04_survive_deploy": "ex04_app", "ex05_retries": "ex05_tasks"}
 # The learner objects each check takes, as the exercise's usage names them.
@@ -104,7 +107,7 @@ def run_submission(lab, folder: Path, ex_id: str, source: str):
 def header(path: Path) -> dict[str, str]:
     fields = {}
     for line in path.read_text().splitlines():
-        m = re.match(r"# (exercise|mistake|expect): (.*)", line)
+        m = re.match(r"# (exercise|mistake|expect|answer): (.*)", line)
         if not m:
             break
         fields[m.group(1)] = m.group(2).strip()
@@ -233,6 +236,16 @@ def test_a_check_draws_a_new_scenario_each_run(lab_dir):
     assert all(runs), [r.hint for r in runs]
     assert runs[0].details["seconds"] != runs[1].details["seconds"] or \
         runs[0].details["backlog_s"] != runs[1].details["backlog_s"]
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow)
+                                  if header(p)["exercise"] in LONG else p for p in RIGHT],
+                         ids=lambda p: p.stem)
+def test_other_right_answers_pass(lab_dir, path):
+    lab, folder = lab_dir
+    h = header(path)
+    result = run_submission(lab, folder, h["exercise"], path.read_text())
+    assert result.passed, f"{path.name} ({h['answer']}): {result.hint}"
 
 
 # --------------------------------------------------------------------------- live: wrong answers
