@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import statistics
 import time
 import urllib.error
@@ -52,7 +53,15 @@ def _settle(lab: Any, done: Any, timeout: float, quiet: float = 0.5) -> None:
 
 
 RUNS = (100, 160)  # pairs per check (drawn per run)
-EARLY_TOLERANCE = 0.003  # seconds; step_a works for 0.01 s
+
+
+def _seconds(evs: list[Any]) -> float:
+    """The ``seconds`` a step_a job was enqueued with (0 when not given)."""
+    for e in evs:
+        found = re.search(r"seconds=([0-9.]+)", e.detail) if e.kind == "enqueued" else None
+        if found:
+            return float(found.group(1))
+    return 0.0
 
 
 @exercise("ex08_race", "08_expert_zone", 'check("ex08_race", run_pair=run_pair)')
@@ -104,18 +113,18 @@ def check_race(lab: Any, run_pair: Any = None) -> tuple[str, dict[str, Any]]:
                      "its key by hand, leaves the workers out)", **details)
     early = 0
     for k in keys:
-        a_done = min(on_worker(evs, "complete", pids).time for evs in firsts[k]
-                     if on_worker(evs, "complete", pids))
+        # step_a stores its output `seconds` after it starts, so a step_b that read it
+        # cannot have finished sooner than that (a causal bound: no timing tolerance).
+        stored = min(on_worker(evs, "executing", pids).time + _seconds(evs)
+                     for evs in firsts[k] if on_worker(evs, "executing", pids))
         b_done = max(on_worker(evs, "complete", pids).time for evs in seconds[k]
                      if on_worker(evs, "complete", pids))
-        # A stores its output just before it completes, so a B that waited for A's result
-        # may record 'complete' a hair before A does; a B that did not wait finishes while
-        # A still sleeps, several milliseconds earlier.
-        early += b_done < a_done - EARLY_TOLERANCE
+        early += b_done < stored
     details["b_before_a"] = early
     if early:
-        raise NotYet(f"for {early} of {runs} keys step_b finished before step_a did, so it read "
-                     "data step_a had not written: make B wait for A", **details)
+        raise NotYet(f"for {early} of {runs} keys step_b was done before step_a could have "
+                     "stored its output, so what it read was not step_a's: make B wait for A",
+                     **details)
     if len(mine) < runs:
         raise NotYet(f"only {len(mine)} of {runs} step_b runs reported back within 20 s: "
                      "run_pair must run step_b for the key it gets", **details)
