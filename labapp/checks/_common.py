@@ -8,9 +8,11 @@ scale the lab for a check (:func:`scaled`) and read the event stream.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import dataclasses
 import logging
 import random
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -183,3 +185,15 @@ def enqueued_with(events: list[Any], task: str, text: str) -> list[list[Any]]:
         if any(e.kind == "enqueued" and e.task == task and text in e.detail for e in evs):
             found.append(evs)
     return found
+
+
+def timed_post(port: int, path: str) -> tuple[int, bytes, float]:
+    """POST an empty body to 127.0.0.1:``port``; returns (status, body, seconds waited)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    start = time.perf_counter()
+    try:
+        conn.request("POST", path, body=b"", headers={"Connection": "close"})
+        resp = conn.getresponse()
+        return resp.status, resp.read(), time.perf_counter() - start
+    finally:
+        conn.close()

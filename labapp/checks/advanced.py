@@ -69,9 +69,9 @@ def check_race(lab: Any, run_pair: Any = None) -> tuple[str, dict[str, Any]]:
     """run_pair(lab, key) on 2 workers: step_b must read after step_a stored, on the workers.
 
     For every key the events must show step_a completed by a worker and a step_b (or
-    step_b_after) for that key completed by a worker no sooner than step_a, and the
-    outcome list must say ``ok``: no stale read, no step run in the notebook, no key
-    written by hand.
+    step_b_after) for that key completed by a worker no sooner than step_a could have
+    stored its output (its start plus its ``seconds``), and the outcome list must say
+    ``ok``: no stale read, no step run in the notebook, no key written by hand.
     """
     fn = require_function("run_pair", run_pair, EXERCISES["ex08_race"].usage)
     rand = draw()

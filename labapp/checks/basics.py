@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import logging
 import os
 import statistics
 import threading
-import time
 from typing import Any, Iterator
 
 import redis
@@ -29,6 +27,7 @@ from labapp.checks._common import load_module
 from labapp.checks._common import ms
 from labapp.checks._common import require_function
 from labapp.checks._common import require_task
+from labapp.checks._common import timed_post
 from labapp.checks._common import on_worker
 from labapp.checks._common import token
 from labapp.checks._common import unsolved
@@ -157,17 +156,6 @@ def serve(app: Any, threads: int = 2) -> Iterator[int]:
         server.task_dispatcher.shutdown(timeout=2)
 
 
-def _timed_post(port: int, path: str) -> tuple[int, bytes, float]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
-    start = time.perf_counter()
-    try:
-        conn.request("POST", path, body=b"", headers={"Connection": "close"})
-        resp = conn.getresponse()
-        return resp.status, resp.read(), time.perf_counter() - start
-    finally:
-        conn.close()
-
-
 # Half of the 0.3 s one report takes: a handler that builds even one report inline cannot
 # answer this fast, while handing over takes milliseconds (with room for a busy machine).
 REPORT_LIMIT = 0.15
@@ -202,9 +190,9 @@ def check_report_endpoint(lab: Any) -> tuple[str, dict[str, Any]]:
     samples: dict[str, tuple[int, bytes, float]] = {}
     try:
         with got_request_exception.connected_to(record_failure, app), serve(app) as port:
-            _timed_post(port, "/__warm_up__")  # Flask's first request pays one-off setup costs
+            timed_post(port, "/__warm_up__")  # Flask's first request pays one-off setup costs
             threads = [threading.Thread(target=lambda part=users[i::4]: samples.update(
-                (u, _timed_post(port, f"/report/{u}")) for u in part)) for i in range(4)]
+                (u, timed_post(port, f"/report/{u}")) for u in part)) for i in range(4)]
             for t in threads:
                 t.start()
             for t in threads:

@@ -1,7 +1,6 @@
 """Checks for exercises 04-05: a signup email that survives a deploy, and retries with backoff."""
 from __future__ import annotations
 
-import http.client
 import logging
 import signal
 import statistics
@@ -24,6 +23,7 @@ from labapp.checks._common import load_module
 from labapp.checks._common import ms
 from labapp.checks._common import on_worker
 from labapp.checks._common import require_task
+from labapp.checks._common import timed_post
 from labapp.checks._common import token
 from labapp.checks._common import worker_pids
 
@@ -44,18 +44,6 @@ server.run()
 """
 SIGNUPS = (4, 8)        # how many users sign up (drawn per run)
 DELIVERED_WITHIN = 10.0  # seconds after the deploy for every email to be sent
-
-
-def _post(port: int, path: str) -> tuple[int, float]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    start = time.perf_counter()
-    try:
-        conn.request("POST", path, body=b"", headers={"Connection": "close"})
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status, time.perf_counter() - start
-    finally:
-        conn.close()
 
 
 @exercise("ex04_survive_deploy", "04_tools", 'check("ex04_survive_deploy")')
@@ -87,12 +75,12 @@ def check_survive_deploy(lab: Any) -> tuple[str, dict[str, Any]]:
             raise NotYet("your app did not start; its last log lines: "
                          + " | ".join(procs.tail(log, 4).splitlines()), **details)
         port = int(port_file.read_text())
-        answers = [_post(port, f"/signup/{a}") for a in addresses]
+        answers = [timed_post(port, f"/signup/{a}") for a in addresses]
     finally:
         procs.stop_group(app, signal.SIGTERM, grace=1.0)  # the deploy
         port_file.unlink(missing_ok=True)
-    statuses = sorted({s for s, _ in answers})
-    slowest = max(t for _, t in answers)
+    statuses = sorted({s for s, _, _ in answers})
+    slowest = max(t for _, _, t in answers)
     details.update(statuses=statuses, slowest_ms=round(slowest * 1000, 1))
     if 500 in statuses:
         raise NotYet(f"POST /signup/<to> answered 500: your view raised "
