@@ -8,8 +8,11 @@ scale the lab for a check (:func:`scaled`) and read the event stream.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import dataclasses
 import logging
+import random
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -153,3 +156,44 @@ def token() -> str:
 def ms(seconds: float) -> str:
     """Seconds as a short millisecond string."""
     return f"{seconds * 1000:.0f} ms"
+
+
+def draw() -> random.Random:
+    """A random generator for one check run, seeded by the operating system.
+
+    Scenarios drawn with it differ on every run, so an answer remembered from an earlier
+    run (or copied from a hint) does not pass the next one. Checks put what they drew in
+    ``details``, so a teacher can see the scenario a learner was judged on.
+    """
+    return random.SystemRandom()
+
+
+def worker_pids(lab: Any) -> set[int]:
+    """Process ids of the lab's running workers (thread workers share their consumer's)."""
+    return set(lab.status()["workers"])
+
+
+def on_worker(events: list[Any], kind: str, pids: set[int]) -> Any:
+    """The first ``kind`` event among a task's ``events`` recorded by a worker in ``pids``."""
+    return next((e for e in events if e.kind == kind and e.pid in pids), None)
+
+
+def enqueued_with(events: list[Any], task: str, text: str) -> list[list[Any]]:
+    """Event lists (by task) of ``task`` tasks whose ``enqueued`` detail mentions ``text``."""
+    found = []
+    for evs in by_task(events).values():
+        if any(e.kind == "enqueued" and e.task == task and text in e.detail for e in evs):
+            found.append(evs)
+    return found
+
+
+def timed_post(port: int, path: str) -> tuple[int, bytes, float]:
+    """POST an empty body to 127.0.0.1:``port``; returns (status, body, seconds waited)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    start = time.perf_counter()
+    try:
+        conn.request("POST", path, body=b"", headers={"Connection": "close"})
+        resp = conn.getresponse()
+        return resp.status, resp.read(), time.perf_counter() - start
+    finally:
+        conn.close()

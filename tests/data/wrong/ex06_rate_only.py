@@ -1,0 +1,8 @@
+# exercise: ex06_scaling
+# mistake: one worker per job arriving each second, ignoring how long a job takes
+# expect: fewer workers would too
+import math
+
+
+def workers_needed(rate, seconds):
+    return math.ceil(rate)
