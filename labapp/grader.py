@@ -246,11 +246,11 @@ def run_notebook(path: Path, timeout: float, slot: int = 0, sandboxed: bool | No
         if sandboxed:
             os.write(key_write, key)
             settings.update(work=sandbox.INSIDE, notebook=f"{sandbox.INSIDE}/submission.ipynb",
-                            key="/tmp/qlg-key", token="", limits=sandbox.LIMITS,
+                            key=sandbox.KEY, token="", limits=sandbox.LIMITS,
                             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                                  "LANG": "C.UTF-8"})
             cmd = sandbox.command(argv + [json.dumps(settings)], slot,
-                                  files={"/tmp/qlg-key": key_read},
+                                  files={sandbox.KEY: key_read},
                                   binds={f"{sandbox.INSIDE}/submission.ipynb": str(submission)})
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         else:

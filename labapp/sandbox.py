@@ -26,6 +26,7 @@ import labapp
 
 ENV_VAR = "LAB_GRADE_SANDBOX"
 INSIDE = "/tmp/qlg"          #: the private work folder inside the sandbox
+KEY = "/qlg-key/key"         #: the per-run key inside the sandbox (its folder lets the kernel delete it)
 TMP_SIZE = 512 * 2**20       #: bytes of the sandbox's writable /tmp (memory-backed)
 FIRST_UID = 61000            #: root grader: job slot k runs as uid FIRST_UID + k
 LIMITS = {"as": 4 * 2**30, "nproc": 512, "fsize": 256 * 2**20, "core": 0}
@@ -103,11 +104,15 @@ def command(argv: list[str], slot: int, files: dict[str, int] | None = None,
                 cmd += ["--perms", "0755", "--dir", str(parent)]
         cmd += ["--ro-bind", path, path]
     cmd += ["--proc", "/proc", "--dev", "/dev",
-            "--perms", "0777", "--size", str(TMP_SIZE), "--tmpfs", "/tmp",
+            # Sticky like a real /tmp: the lab refuses run dirs inside folders others could
+            # rename (labapp.rundir), and the sandbox's uid does not own what bwrap creates.
+            "--perms", "1777", "--size", str(TMP_SIZE), "--tmpfs", "/tmp",
             "--perms", "1777", "--size", str(64 * 2**20), "--tmpfs", "/dev/shm",
-            "--perms", "0777", "--dir", INSIDE]
+            "--perms", "1777", "--dir", INSIDE]
     for inside, fd in (files or {}).items():
-        cmd += ["--perms", "0444", "--file", str(fd), inside]
+        # Its own non-sticky folder, so the sandboxed uid may delete a file bwrap created.
+        cmd += ["--perms", "0777", "--dir", str(Path(inside).parent),
+                "--perms", "0444", "--file", str(fd), inside]
     for inside, host in (binds or {}).items():
         cmd += ["--ro-bind", host, inside]
     cmd += ["--chdir", INSIDE]

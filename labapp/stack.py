@@ -349,6 +349,11 @@ class Lab:
             os.kill(worker["pid"], sig)
             return int(worker["pid"])
 
+    def child_env(self, role: str = "web") -> dict[str, str]:
+        """The environment the lab gives its ``role`` process ("web" or "worker"): its name,
+        its server's URL and the learner's task modules (for programs that join the lab)."""
+        return self._sup.env(role)
+
     def worker_command(self, workers: int = 1) -> str:
         """The shell command that starts extra workers for this lab from another terminal."""
         return (f"{sys.executable} -m labapp worker --name {self.name} "

@@ -34,9 +34,11 @@ logger = logging.getLogger(__name__)
 # Serves the learner's app in a process of its own, as in production and as notebook 04
 # does, so that stopping that process is a real deploy: whatever lived only in it is gone.
 _SERVE = """
+import os
 import sys
 from pathlib import Path
 from waitress.server import create_server
+sys.path.append(os.environ["LAB_TASK_PATH"])  # the learner's folder, after the libraries
 import ex04_app
 server = create_server(ex04_app.create_app(), host="127.0.0.1", port=0, threads=4)
 Path(sys.argv[1]).write_text(str(server.effective_port))
@@ -68,7 +70,7 @@ def check_survive_deploy(lab: Any) -> tuple[str, dict[str, Any]]:
     lab.reset()
     cursor = lab.cursor()
     app = procs.spawn([sys.executable, "-c", _SERVE, str(port_file)], log_path=log,
-                      env=lab._child_env("web"))
+                      env=lab.child_env("web"))
     try:
         procs.wait_until(lambda: app.poll() is not None or port_file.exists(), 15.0)
         if app.poll() is not None or not port_file.exists():
