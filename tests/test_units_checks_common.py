@@ -74,6 +74,7 @@ class _Lab:
         self.scaled: list[tuple[int, str]] = []
 
     def load_tasks(self, module):
+        assert module == "mytasks"
         return self._load(module)
 
     def scale(self, count, worker_type="thread"):

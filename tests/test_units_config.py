@@ -34,9 +34,17 @@ def test_run_root_falls_back_to_the_temp_dir(tmp_path, make):
 def test_run_root_uses_the_system_temp_dir_and_the_process_environment(monkeypatch, tmp_path):
     monkeypatch.setattr(config.tempfile, "gettempdir", lambda: "/var/tmpx")
     assert config.default_run_root({"TMPDIR": "  "}) == Path(f"/var/tmpx/queue-lab-{os.getuid()}")
+    assert config.default_run_root({}) == Path(f"/var/tmpx/queue-lab-{os.getuid()}")
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     assert config.default_run_root() == tmp_path / f"queue-lab-{os.getuid()}"
+
+
+def test_a_relative_runtime_dir_is_ignored_even_if_private(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run").mkdir(mode=0o700)
+    env = {"XDG_RUNTIME_DIR": "run", "TMPDIR": "/t"}
+    assert config.default_run_root(env) == Path(f"/t/queue-lab-{os.getuid()}")
 
 
 def test_default_name_is_per_process():
@@ -66,12 +74,17 @@ def test_cgroup_v2_quota_is_the_smallest_on_the_path(tmp_path):
 def test_cgroup_v1_quota_and_its_folder_names(tmp_path):
     files = {"cpu,cpuacct/grp/cpu.cfs_quota_us": "250000\n",
              "cpu,cpuacct/grp/cpu.cfs_period_us": "100000\n"}
-    root, proc = _cgroup(tmp_path, "7:memory:/grp\n4:cpu,cpuacct:/grp\nbroken line\n", files)
+    root, proc = _cgroup(tmp_path, "broken line\n7:memory:/grp\n4:cpu,cpuacct:/grp\n", files)
     assert config._cgroup_cpu_limit(root, proc) == 2.5
     # some systems mount the v1 controller as plain "cpu"
     root2, proc2 = _cgroup(tmp_path / "b", "4:cpuacct,cpu:/g\n", {
         "cpu/g/cpu.cfs_quota_us": "100000", "cpu/g/cpu.cfs_period_us": "400000"})
     assert config._cgroup_cpu_limit(root2, proc2) == 0.25
+
+
+def test_cgroup_paths_may_hold_colons_and_capital_x(tmp_path):
+    root, proc = _cgroup(tmp_path, "0::/Xapp/a:b\n", {"Xapp/a:b/cpu.max": "300000 100000"})
+    assert config._cgroup_cpu_limit(root, proc) == 3.0
 
 
 def test_no_cgroup_quota_means_unlimited(tmp_path):
@@ -86,6 +99,13 @@ def test_unusable_v1_quotas_read_as_none(tmp_path, quota, period):
     (tmp_path / "q").write_text(quota)
     (tmp_path / "p").write_text(period)
     assert config._read_limit(tmp_path, ("q", "p")) is None
+
+
+@pytest.mark.parametrize("quota, period, cpus", [("1", "4", 0.25), ("3", "1", 3.0)])
+def test_smallest_v1_quotas_still_count(tmp_path, quota, period, cpus):
+    (tmp_path / "q").write_text(quota)
+    (tmp_path / "p").write_text(period)
+    assert config._read_limit(tmp_path, ("q", "p")) == cpus
 
 
 def test_read_limit_v2_and_missing_files(tmp_path):

@@ -44,6 +44,7 @@ def _add(conn, ms: int, kind: str) -> None:
 def test_idle_snapshot_rates_are_over_the_active_span(huey):
     conn = huey.storage.conn
     _add(conn, 990_000, "complete")  # 15 s before `now`: outside the 10 s window
+    _add(conn, 994_999, "complete")  # 1 ms too old as well
     for ms in (1_000_000, 1_001_000, 1_002_000):
         _add(conn, ms, "complete")
     _add(conn, 1_003_000, "error")
@@ -92,3 +93,47 @@ def test_busy_workers_are_running_stuck_or_lost(huey):
     assert (snap["rate_span_s"], snap["throughput_per_s"]) == (4.0, 0.25)
     relaxed = stats.snapshot(huey, now=1005.0, stuck_after=20.0)
     assert [b["state"] for b in relaxed["busy"]] == ["lost", "running", "running"]
+
+
+def test_window_edge_and_short_spans(huey):
+    conn = huey.storage.conn
+    _add(conn, 995_500, "complete")  # 9.5 s before `now`: inside the window
+    _add(conn, 996_000, "complete")
+    snap = stats.snapshot(huey, now=1005.0)
+    # 2 done in 0.5 s: 4/s (a span under a second still counts)
+    assert (snap["done_recent"], snap["rate_span_s"], snap["throughput_per_s"]) == (2, 0.5, 4.0)
+    _add(conn, 996_500, "error")
+    snap = stats.snapshot(huey, now=1005.0)
+    # 2 done, 1 failed in 1 s
+    assert (snap["throughput_per_s"], snap["errors_per_s"]) == (2.0, 1.0)
+    _add(conn, 998_500, "complete")
+    snap = stats.snapshot(huey, now=1005.0)
+    assert (snap["rate_span_s"], snap["throughput_per_s"]) == (3.0, 1.0)  # 3 done in 3 s
+    _add(conn, 999_000, "error")
+    # 3 done, 2 failed in 3.5 s: 0.857... and 0.571...
+    snap = stats.snapshot(huey, now=1005.0)
+    assert (snap["throughput_per_s"], snap["errors_per_s"]) == (0.86, 0.57)
+
+
+@pytest.mark.parametrize("waiting", ["queued", "scheduled"])
+def test_waiting_tasks_alone_keep_the_span_open(huey, waiting):
+    conn = huey.storage.conn
+    _add(conn, 1_001_000, "complete")
+    if waiting == "queued":
+        conn.lpush(huey.storage.queue_key, b"a")
+    else:
+        conn.zadd(huey.storage.schedule_key, {b"c": 1.0})
+    snap = stats.snapshot(huey, now=1005.0004)
+    assert snap["rate_span_s"] == 4.0  # from 1001 s to now, rounded to the millisecond
+    assert snap["throughput_per_s"] == 0.25
+
+
+def test_age_is_rounded_and_stuck_means_longer_than_the_limit(huey):
+    me = psutil.Process()
+    tag = f"{me.create_time()!r}|{socket.gethostname()}"
+    huey.storage.conn.hset(events.keys("st")["busy"], mapping={
+        f"w1@{me.pid}": f"t1|cpu|995.0|{me.pid}|{tag}",       # exactly 10 s: not yet stuck
+        f"w2@{me.pid}": f"t2|cpu|1003.87654|{me.pid}|{tag}"})
+    snap = stats.snapshot(huey, now=1005.0)
+    assert [(b["running_for"], b["state"]) for b in snap["busy"]] == [
+        (10.0, "running"), (1.123, "running")]
