@@ -10,7 +10,7 @@ import urllib.request
 import psutil
 import pytest
 
-from labapp import ConfigError, Lab
+from labapp import ConfigError, Lab, LabError
 from labapp import procs
 from labapp import tasks
 
@@ -149,7 +149,7 @@ def test_restart_web_changes_the_pool(make_lab):
 
 def test_busy_port_is_a_clear_error(make_lab):
     first = make_lab(workers=0)
-    with pytest.raises(Exception, match="cannot listen on 127.0.0.1:%d" % first.port):
+    with pytest.raises(LabError, match="cannot listen on 127.0.0.1:%d" % first.port):
         make_lab(workers=0, web_port=first.port)
 
 
