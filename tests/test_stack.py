@@ -25,7 +25,7 @@ def test_start_status_stop(make_lab):
     st = lab.status()
     assert st["running"] and len(st["workers"]) == 2 and st["worker_names"] == ["worker-1", "worker-2"]
     assert {st["broker"], st["web"], st["consumer"]} <= {p.pid for p in psutil.Process().children()}
-    assert _get(lab.url + "healthz")["lab"] == lab.name
+    assert _get(lab.url + "healthz") == {"ok": True, "lab": lab.name, "pid": st["web"]}
     assert lab.url.startswith("http://127.0.0.1:")
     pids = [st["broker"], st["web"], st["consumer"]]
     lab.stop()
