@@ -74,6 +74,7 @@ def test_stop_twice_is_fine(run_root):
     assert not b.running
 
 
+@pytest.mark.external
 def test_external_server_is_never_started_or_killed(external_redis, tmp_path):
     b = Broker(tmp_path, url=external_redis)
     assert b.start() is b and b.pid is None

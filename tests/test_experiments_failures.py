@@ -100,6 +100,7 @@ def test_durability_without_rabbitmq_skips_in_one_line(make_lab, monkeypatch):
     assert any(c.startswith("RabbitMQ: skipped") for c in result.conclusions())
 
 
+@pytest.mark.external
 def test_durability_refuses_an_external_server(make_lab, external_redis):
     lab = make_lab(workers=0, redis_url=external_redis)
     with pytest.raises(BrokerError, match="external"):

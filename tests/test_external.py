@@ -1,7 +1,10 @@
 """REDIS_URL: the lab runs against a server it did not start and leaves no key behind."""
+import pytest
 import redis
 
 from labapp import Lab
+
+pytestmark = pytest.mark.external
 
 
 def test_external_server_path_leaves_no_keys(external_redis, run_root, monkeypatch):

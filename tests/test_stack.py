@@ -10,7 +10,7 @@ import urllib.request
 import psutil
 import pytest
 
-from labapp import ConfigError, Lab
+from labapp import ConfigError, Lab, LabError
 from labapp import procs
 from labapp import tasks
 
@@ -25,7 +25,7 @@ def test_start_status_stop(make_lab):
     st = lab.status()
     assert st["running"] and len(st["workers"]) == 2 and st["worker_names"] == ["worker-1", "worker-2"]
     assert {st["broker"], st["web"], st["consumer"]} <= {p.pid for p in psutil.Process().children()}
-    assert _get(lab.url + "healthz")["lab"] == lab.name
+    assert _get(lab.url + "healthz") == {"ok": True, "lab": lab.name, "pid": st["web"]}
     assert lab.url.startswith("http://127.0.0.1:")
     pids = [st["broker"], st["web"], st["consumer"]]
     lab.stop()
@@ -149,7 +149,7 @@ def test_restart_web_changes_the_pool(make_lab):
 
 def test_busy_port_is_a_clear_error(make_lab):
     first = make_lab(workers=0)
-    with pytest.raises(Exception, match="cannot listen on 127.0.0.1:%d" % first.port):
+    with pytest.raises(LabError, match="cannot listen on 127.0.0.1:%d" % first.port):
         make_lab(workers=0, web_port=first.port)
 
 
