@@ -199,7 +199,8 @@ class EventRecorder:
         self.huey = huey
         self.batched = batched
         self._pid = 0
-        atexit.register(self.flush)
+        if batched:
+            atexit.register(self.flush)
 
     def _reset(self) -> None:
         """Fresh state for this process (the first event, or the first after a fork)."""

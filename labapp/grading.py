@@ -150,7 +150,7 @@ def _run_check(exercise_id: str, lab: Any, kwargs: dict[str, Any]) -> CheckResul
     except Exception as exc:  # noqa: BLE001 - a broken lab must not crash the notebook
         logger.exception("check %s failed", ex.id)
         return CheckResult(ex.id, False, f"the check could not run ({type(exc).__name__}: "
-                           f"{exc}): restart the lab with lab.start() and run it again")
+                           f"{exc}): restart the lab with lab.restart() and run it again")
     return CheckResult(ex.id, True, summary, details)
 
 

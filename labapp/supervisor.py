@@ -126,7 +126,6 @@ class Supervisor:
             self.save_state()
             self.broker.start()
             self.client_cached().delete(self.key("workers"))
-            tasks.bind(cfg.name, self.broker.url)
             self.spawn_web()
             self.spawn_consumer()
             self.wait_web()

@@ -67,7 +67,7 @@ def test_changed_run_root_restarts_the_whole_lab_and_says_so(make_lab, tmp_path,
 def test_instance_start_restarts_a_stopped_lab(make_lab):
     lab = make_lab(workers=1)
     lab.stop()
-    again = lab.start(quiet=True)
+    again = lab.restart(quiet=True)
     try:
         assert again.healthy() and again.config == lab.config
     finally:
