@@ -278,3 +278,19 @@ def test_two_kernels_at_once_do_not_collide(run_root):
     assert a["name"] != b["name"] and a["redis"] != b["redis"] and a["url"] != b["url"]
     pids = a["pids"] + b["pids"]
     assert procs.wait_until(lambda: not any(psutil.pid_exists(p) for p in pids), 5)
+
+
+def test_two_labs_in_one_process_each_use_their_own_huey(lab, make_lab):
+    other = make_lab(workers=0)
+    assert other.huey is not lab.huey and other.huey.name == other.name
+    assert tasks.huey.name == other.name              # the newest lab started
+    lab_before = lab.queue_length()
+    other.enqueue("noop")
+    other.enqueue("noop")
+    assert other.queue_length() == 2 and lab.queue_length() == lab_before
+    handle = lab.enqueue("sleep", seconds=0.0)        # no rebinding: still the shared lab
+    assert lab.result(handle, timeout=10) == 0.0 and other.queue_length() == 2
+    assert tasks.huey.name == other.name
+    other.stop()
+    assert tasks.huey.name == lab.name                # back to the newest lab still running
+    assert tasks.sleep(0.0).get(blocking=True, timeout=10) == 0.0
