@@ -205,11 +205,13 @@ def signature(task: str, params: dict[str, Any] | None = None) -> Task:
 
 
 def _conn() -> Any:
+    """The connection of the lab the module's ``huey`` points at (a task's own lab, in a worker)."""
     return huey.storage.conn
 
 
 def lab_key(*parts: str) -> str:
-    """A Redis key inside this lab's namespace."""
+    """A Redis key in the namespace of the lab the module's ``huey`` points at (for tasks;
+    kernel code uses ``lab.key(...)``)."""
     return ".".join(("lab", huey.name, *parts))
 
 
