@@ -21,10 +21,13 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import psutil
 import redis
+
+if TYPE_CHECKING:
+    from huey import RedisHuey
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +198,7 @@ class EventRecorder:
     which is what made a dedicated writer thread expensive for short tasks.
     """
 
-    def __init__(self, huey: Any, batched: bool = False) -> None:
+    def __init__(self, huey: RedisHuey, batched: bool = False) -> None:
         self.huey = huey
         self.batched = batched
         self._pid = 0

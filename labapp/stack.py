@@ -30,11 +30,8 @@ from labapp import tasks
 from labapp.broker import Broker
 from labapp.broker import BrokerError
 from labapp.config import ConfigError, LabConfig
-from labapp.supervisor import GRACEFUL_TIMEOUT  # noqa: F401 - re-exported
-from labapp.supervisor import START_TIMEOUT  # noqa: F401 - re-exported
 from labapp.supervisor import LabError
 from labapp.supervisor import Supervisor
-from labapp.supervisor import consumer_command  # noqa: F401 - re-exported
 from labapp.supervisor import cleanup_stale as _cleanup_stale
 
 logger = logging.getLogger(__name__)
@@ -610,10 +607,8 @@ def _task_ids(handles: Any) -> Iterable[str]:
         return [handles]
     if hasattr(handles, "id") and isinstance(handles.id, str):
         return [handles.id]
-    if hasattr(handles, "_results"):  # huey ResultGroup
-        handles = handles._results
     out: list[str] = []
-    for h in handles:
+    for h in handles:  # a list, or Huey's ResultGroup (iterating it yields its results)
         out.extend(_task_ids(h))
     return out
 
