@@ -256,46 +256,10 @@ class EnqueuePanel(LabWidget):
                 if t.state not in FINAL and (lab is None or t.lab is lab)]
 
     def _watch(self, lab: Lab, cursor: str) -> None:
-        """Follow the events stream of ``lab`` (blocking reads) until its tasks finished.
-
-        After :data:`LOST_CHECK` seconds without events it looks for tasks whose worker
-        process died (Huey never runs them again) and shows them as lost.
-        """
+        """The watcher thread of ``lab``: follow its tasks, then mark the panel done if all are."""
         conn = redis.Redis.from_url(lab.redis_url, socket_timeout=10)
-        dirty = False
-        quiet_since = time.monotonic()
         try:
-            while not self._stop.is_set():
-                with self._lock:
-                    if not self._pending(lab):
-                        break
-                # Throttled, never dropped: a change too soon after the last redraw is
-                # drawn when the interval is up, so a short "executing" still shows.
-                wait = self._last_draw + PANEL_MIN_INTERVAL - time.monotonic()
-                if dirty and wait <= 0:
-                    self._render()
-                    dirty = False
-                try:
-                    batch = events.read(conn, lab.name, since=cursor,
-                                        block=max(wait, 0.01) if dirty else LOST_CHECK)
-                    if not batch and time.monotonic() - quiet_since >= LOST_CHECK:
-                        dirty |= self._find_lost(conn, lab)
-                        quiet_since = time.monotonic()
-                except redis.RedisError:
-                    if lab not in running_labs():
-                        self._lab_gone(lab)
-                        break
-                    self._stop.wait(1.0)  # the server restarts (durability lesson): try again
-                    continue
-                if batch:
-                    quiet_since = time.monotonic()
-                with self._lock:
-                    for event in batch:
-                        cursor = event.id
-                        tracked = self.tracked.get(event.task_id)
-                        if tracked is not None and tracked.lab is lab:
-                            tracked.apply(event)
-                            dirty = True
+            self._follow(conn, lab, cursor)
         except Exception:  # noqa: BLE001 - a widget thread must never die noisily
             logger.exception("EnqueuePanel watcher failed")
         finally:
@@ -305,6 +269,54 @@ class EnqueuePanel(LabWidget):
                 if not self._pending():
                     self._done.set()
             self._render()
+
+    def _follow(self, conn: redis.Redis, lab: Lab, cursor: str) -> None:
+        """Follow the events stream of ``lab`` (blocking reads) until its tasks finished.
+
+        After :data:`LOST_CHECK` seconds without events it looks for tasks whose worker
+        process died (Huey never runs them again) and shows them as lost.
+        """
+        dirty = False
+        quiet_since = time.monotonic()
+        while not self._stop.is_set() and self._has_pending(lab):
+            # Throttled, never dropped: a change too soon after the last redraw is
+            # drawn when the interval is up, so a short "executing" still shows.
+            wait = self._last_draw + PANEL_MIN_INTERVAL - time.monotonic()
+            if dirty and wait <= 0:
+                self._render()
+                dirty = False
+            try:
+                batch = events.read(conn, lab.name, since=cursor,
+                                    block=max(wait, 0.01) if dirty else LOST_CHECK)
+                if not batch and time.monotonic() - quiet_since >= LOST_CHECK:
+                    dirty |= self._find_lost(conn, lab)
+                    quiet_since = time.monotonic()
+            except redis.RedisError:
+                if lab not in running_labs():
+                    self._lab_gone(lab)
+                    return
+                self._stop.wait(1.0)  # the server restarts (durability lesson): try again
+                continue
+            if batch:
+                quiet_since = time.monotonic()
+            cursor, changed = self._apply(lab, batch, cursor)
+            dirty |= changed
+
+    def _has_pending(self, lab: Lab) -> bool:
+        with self._lock:
+            return bool(self._pending(lab))
+
+    def _apply(self, lab: Lab, batch: list[events.Event], cursor: str) -> tuple[str, bool]:
+        """Apply ``batch`` to the tasks of ``lab``; returns the new cursor and whether any changed."""
+        changed = False
+        with self._lock:
+            for event in batch:
+                cursor = event.id
+                tracked = self.tracked.get(event.task_id)
+                if tracked is not None and tracked.lab is lab:
+                    tracked.apply(event)
+                    changed = True
+        return cursor, changed
 
     def _find_lost(self, conn: redis.Redis, lab: Lab) -> bool:
         """Mark tasks of ``lab`` whose worker process died as lost; True if any."""
