@@ -364,9 +364,10 @@ class Lab:
     def load_tasks(self, module: str) -> Any:
         """Import learner module ``module`` here and in the workers (restarting them); returns it.
 
-        The module is found next to the notebook (the working directory). Workers look there
-        *after* the installed libraries, so a module named like one (``redis``, ``flask``)
-        is refused instead of silently replacing it.
+        Its tasks, called directly (``mod.shout("hi")``), go to this lab from now on (see
+        :mod:`labapp.tasks`). The module is found next to the notebook (the working
+        directory). Workers look there *after* the installed libraries, so a module named
+        like one (``redis``, ``flask``) is refused instead of silently replacing it.
         """
         if module.endswith(".py"):
             module = module[:-3]
@@ -405,6 +406,7 @@ class Lab:
             modules = tuple(dict.fromkeys((*self.config.task_modules, module)))
             self.config = dataclasses.replace(self.config, task_modules=modules)
             self.restart_workers()
+            tasks.point_at(self.huey)  # its tasks, called directly, reach the workers that have them
             return loaded
 
     def wait(self, handles: Any, timeout: float = 30.0) -> bool:

@@ -11,10 +11,10 @@ One task catalogue, one Huey instance per lab:
 * Calling a task directly (``shout("hi")``, ``huey.result(id)``) goes through the module's
   ``huey``, so it has to point at a lab. In a worker or web process it is configured once at
   import from ``LAB_NAME``/``LAB_REDIS_URL``, which the supervisor sets. In a notebook,
-  ``Lab.start()`` points it at the lab just started (:func:`point_at`); when that lab stops it
-  falls back to the newest lab still running, and with none it raises :class:`LabNotRunning`
-  instead of quietly talking to some other Redis. To pick a lab explicitly, enqueue through
-  it: ``lab.huey.enqueue(shout.s("hi"))``.
+  ``Lab.start()`` and ``lab.load_tasks()`` point it at their lab (:func:`point_at`); when
+  that lab stops it falls back to the newest lab still running, and with none it raises
+  :class:`LabNotRunning` instead of quietly talking to some other Redis. To pick a lab
+  explicitly, enqueue through it: ``lab.huey.enqueue(shout.s("hi"))``.
 
 Every demo task has a parameter spec, so the Flask endpoints and ``lab.enqueue`` accept
 only whitelisted tasks with bounded values (Huey pickles what it enqueues).
@@ -108,8 +108,8 @@ def make_huey(name: str, url: str) -> LabHuey:
 def point_at(instance: LabHuey | None) -> None:
     """Make the module's ``huey`` talk to ``instance``'s lab (None: to no lab).
 
-    Called by ``Lab.start()`` and ``Lab.stop()`` only: tasks called directly and
-    ``huey.result`` then reach the newest running lab.
+    Called by ``Lab.start()``, ``lab.load_tasks()`` and ``lab.stop()`` only: tasks called
+    directly and ``huey.result`` then reach that lab.
     """
     if instance is None:
         huey.name, huey.storage = "unbound", _Unbound()

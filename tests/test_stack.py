@@ -294,3 +294,19 @@ def test_two_labs_in_one_process_each_use_their_own_huey(lab, make_lab):
     other.stop()
     assert tasks.huey.name == lab.name                # back to the newest lab still running
     assert tasks.sleep(0.0).get(blocking=True, timeout=10) == 0.0
+
+
+def test_load_tasks_points_direct_calls_at_that_lab(make_lab, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mytasks_two.py").write_text(
+        "from labapp.tasks import huey\n\n@huey.task()\ndef double(x):\n    return 2 * x\n")
+    first = make_lab(workers=1)
+    newest = make_lab(workers=0)                      # no workers: a task sent here would wait
+    assert tasks.huey.name == newest.name
+    mod = first.load_tasks("mytasks_two")
+    try:
+        assert tasks.huey.name == first.name
+        assert mod.double(21).get(blocking=True, timeout=10) == 42
+        assert newest.queue_length() == 0
+    finally:
+        tasks.huey._registry.unregister(mod.double.task_class)
