@@ -19,10 +19,12 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 from typing import Any, Iterable
 
 import redis
+from huey.api import Result
 
 from labapp import events
 from labapp import procs
@@ -351,17 +353,17 @@ class Lab:
         return {w["name"]: w["pid"] for w in self._sup.workers()}
 
     # ------------------------------------------------------------------ tasks
-    def enqueue(self, task: str, **params: Any) -> Any:
+    def enqueue(self, task: str, **params: Any) -> Result:
         """Enqueue demo task ``task`` with validated ``params``; returns Huey's result handle (``.id``)."""
         return self.huey.enqueue(tasks.signature(task, params))
 
-    def enqueue_many(self, task: str, count: int, **params: Any) -> list[Any]:
+    def enqueue_many(self, task: str, count: int, **params: Any) -> list[Result]:
         """Enqueue ``count`` copies of ``task`` (1 to 10 000); returns their result handles."""
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10_000:
             raise ValueError(f"count={count!r} must be a whole number from 1 to 10000")
         return [self.enqueue(task, **params) for _ in range(count)]
 
-    def load_tasks(self, module: str) -> Any:
+    def load_tasks(self, module: str) -> types.ModuleType:
         """Import learner module ``module`` here and in the workers (restarting them); returns it.
 
         Its tasks, called directly (``mod.shout("hi")``), go to this lab from now on (see
