@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import statistics
 import sys
@@ -11,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from labapp import procs
-from labapp.supervisor import child_env
 from labapp.checks._common import NotYet
 from labapp.checks._common import by_task
 from labapp.checks._common import call
@@ -39,7 +37,6 @@ _SERVE = """
 import sys
 from pathlib import Path
 from waitress.server import create_server
-sys.path.append(sys.argv[2])  # the notebook's folder, after the libraries (as for workers)
 import ex04_app
 server = create_server(ex04_app.create_app(), host="127.0.0.1", port=0, threads=4)
 Path(sys.argv[1]).write_text(str(server.effective_port))
@@ -70,8 +67,8 @@ def check_survive_deploy(lab: Any) -> tuple[str, dict[str, Any]]:
     port_file, log = run_dir / f"ex04-{token()}.port", run_dir / "ex04_app.log"
     lab.reset()
     cursor = lab.cursor()
-    app = procs.spawn([sys.executable, "-c", _SERVE, str(port_file), os.getcwd()], log_path=log,
-                      env=child_env(lab.name, lab.redis_url, "web", lab.config.task_modules))
+    app = procs.spawn([sys.executable, "-c", _SERVE, str(port_file)], log_path=log,
+                      env=lab._child_env("web"))
     try:
         procs.wait_until(lambda: app.poll() is not None or port_file.exists(), 15.0)
         if app.poll() is not None or not port_file.exists():
