@@ -585,9 +585,6 @@ class Lab:
         """A Redis key in this lab's namespace: ``lab.<name>.<parts…>``."""
         return ".".join(("lab", self.config.name, *parts))
 
-    def _save_state(self) -> None:
-        self._sup.save_state()
-
     def _forget_keys(self) -> None:
         """On an external server, delete exactly the keys this lab created."""
         try:
