@@ -16,7 +16,6 @@ from pathlib import Path
 import redis
 
 from labapp import procs
-from labapp.config import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -180,4 +179,4 @@ class Broker:
                               "to let the lab start its own")
 
 
-__all__ = ["Broker", "BrokerError", "ConfigError", "find_server_binary", "ping"]
+__all__ = ["Broker", "BrokerError", "find_server_binary", "ping"]

@@ -154,7 +154,7 @@ class LabConfig:
 
     @property
     def run_dir(self) -> Path:
-        """This lab's private folder (0700): socket, logs, pidfile."""
+        """This lab's private folder (0700): socket, logs, ``lab.json`` (its processes)."""
         return Path(self.run_root) / self.name
 
     @property

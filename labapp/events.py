@@ -21,10 +21,13 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import psutil
 import redis
+
+if TYPE_CHECKING:
+    from huey import RedisHuey
 
 logger = logging.getLogger(__name__)
 
@@ -195,11 +198,12 @@ class EventRecorder:
     which is what made a dedicated writer thread expensive for short tasks.
     """
 
-    def __init__(self, huey: Any, batched: bool = False) -> None:
+    def __init__(self, huey: RedisHuey, batched: bool = False) -> None:
         self.huey = huey
         self.batched = batched
         self._pid = 0
-        atexit.register(self.flush)
+        if batched:
+            atexit.register(self.flush)
 
     def _reset(self) -> None:
         """Fresh state for this process (the first event, or the first after a fork)."""

@@ -25,7 +25,10 @@ import time
 import types
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 MIME = "application/vnd.queue-lab.grade+json"
 #: Modules whose functions and classes must look the same after the learner's cells.
@@ -168,7 +171,7 @@ def arm(key_path: str) -> None:
     _finish = finish
 
 
-def _one(ex_id: str, lab: Any, exercises: dict[str, Any], not_yet: type,
+def _one(ex_id: str, lab: Lab, exercises: dict[str, Any], not_yet: type,
          namespace: dict[str, Any]) -> dict[str, Any]:
     """Run one pinned check on the learner's objects; a JSON-safe result."""
     if ex_id not in exercises:

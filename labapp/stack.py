@@ -19,10 +19,12 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 from typing import Any, Iterable
 
 import redis
+from huey.api import Result
 
 from labapp import events
 from labapp import procs
@@ -30,30 +32,14 @@ from labapp import tasks
 from labapp.broker import Broker
 from labapp.broker import BrokerError
 from labapp.config import ConfigError, LabConfig
-from labapp.supervisor import GRACEFUL_TIMEOUT  # noqa: F401 - re-exported
-from labapp.supervisor import START_TIMEOUT  # noqa: F401 - re-exported
 from labapp.supervisor import LabError
 from labapp.supervisor import Supervisor
-from labapp.supervisor import consumer_command  # noqa: F401 - re-exported
 from labapp.supervisor import cleanup_stale as _cleanup_stale
 
 logger = logging.getLogger(__name__)
 
 _LABS: dict[str, "Lab"] = {}
 _LOCK = threading.RLock()
-
-
-class _Either:
-    """Descriptor: ``Lab.start(...)`` builds or reuses a lab; ``lab.start()`` restarts that lab."""
-
-    def __init__(self, cls_fn: Any, inst_fn: Any) -> None:
-        self.cls_fn, self.inst_fn = cls_fn, inst_fn
-        self.__doc__ = cls_fn.__doc__
-
-    def __get__(self, obj: Any, cls: type) -> Any:
-        if obj is None:
-            return self.cls_fn.__get__(cls, cls)
-        return self.inst_fn.__get__(obj, cls)
 
 
 class LogText(str):
@@ -82,6 +68,7 @@ class Lab:
         self.started_in: float | None = None
         self._lock = threading.RLock()
         self._client: redis.Redis | None = None
+        self._huey: tasks.LabHuey | None = None
 
     # Parts of the lab, as attributes (read them; change them through the methods).
     @property
@@ -111,7 +98,7 @@ class Lab:
 
     # ------------------------------------------------------------------ start / stop
     @classmethod
-    def _start_new(cls, workers: int | None = None, worker_type: str | None = None,
+    def start(cls, workers: int | None = None, worker_type: str | None = None,
                    web_threads: int | None = None, name: str | None = None,
                    **settings: Any) -> "Lab":
         """Start a lab, or keep the one this process already runs under that name.
@@ -136,6 +123,7 @@ class Lab:
             if running is not None:
                 changes = running._adopt(config, quiet)
                 if changes is not None:
+                    tasks.point_at(running.huey)
                     running._announce(quiet, note="; ".join(changes) or "already running")
                     return running
                 lost = running._queued_summary()
@@ -148,14 +136,18 @@ class Lab:
             lab._sup.launch(keep=_LABS)
             lab.started_in = time.perf_counter() - t0
             _LABS[config.name] = lab
+            lab._huey = tasks.make_huey(config.name, lab.redis_url)
+            tasks.point_at(lab._huey)
         lab._announce(quiet, note=f"{note} in {lab.started_in:.2f} s")
         return lab
 
-    def _restart(self, quiet: bool = False) -> "Lab":
-        """Start this lab again with its settings (after :meth:`stop`, or to recover)."""
-        return type(self)._start_new(quiet=quiet, **dataclasses.asdict(self.config))
+    def restart(self, quiet: bool = False) -> "Lab":
+        """Start this lab again with its settings (after :meth:`stop`, or to recover); returns it.
 
-    start = _Either(_start_new, _restart)
+        Like re-running the start cell: a lab still running is kept, a stopped one comes back
+        as a new ``Lab`` (use the returned object).
+        """
+        return type(self).start(quiet=quiet, **dataclasses.asdict(self.config))
 
     def _diff(self, config: LabConfig) -> str:
         old = dataclasses.asdict(self.config)
@@ -239,10 +231,10 @@ class Lab:
                     self._client.close()
                     self._client = None
                 self._sup.close_client()
-                tasks.unbind(self.config.name)
         with _LOCK:
             if _LABS.get(self.config.name) is self:
                 del _LABS[self.config.name]
+            self._close_huey()
         if not quiet and was_running:
             what = ", ".join(parts) or "nothing was running"
             print(f"{self.name}: stopped {what}{lost}")
@@ -284,7 +276,7 @@ class Lab:
 
     def _require_running(self) -> None:
         if not self._sup.lock.held:
-            raise LabError(f"lab {self.name} is stopped: start it again with lab.start()")
+            raise LabError(f"lab {self.name} is stopped: start it again with lab.restart()")
 
     # ------------------------------------------------------------------ broker (durability lesson)
     def set_durable(self, durable: bool) -> "Lab":
@@ -366,23 +358,23 @@ class Lab:
         return {w["name"]: w["pid"] for w in self._sup.workers()}
 
     # ------------------------------------------------------------------ tasks
-    def enqueue(self, task: str, **params: Any) -> Any:
+    def enqueue(self, task: str, **params: Any) -> Result:
         """Enqueue demo task ``task`` with validated ``params``; returns Huey's result handle (``.id``)."""
-        tasks.bind(self.config.name, self.redis_url)
-        return tasks.huey.enqueue(tasks.signature(task, params))
+        return self.huey.enqueue(tasks.signature(task, params))
 
-    def enqueue_many(self, task: str, count: int, **params: Any) -> list[Any]:
+    def enqueue_many(self, task: str, count: int, **params: Any) -> list[Result]:
         """Enqueue ``count`` copies of ``task`` (1 to 10 000); returns their result handles."""
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10_000:
             raise ValueError(f"count={count!r} must be a whole number from 1 to 10000")
         return [self.enqueue(task, **params) for _ in range(count)]
 
-    def load_tasks(self, module: str) -> Any:
+    def load_tasks(self, module: str) -> types.ModuleType:
         """Import learner module ``module`` here and in the workers (restarting them); returns it.
 
-        The module is found next to the notebook (the working directory). Workers look there
-        *after* the installed libraries, so a module named like one (``redis``, ``flask``)
-        is refused instead of silently replacing it.
+        Its tasks, called directly (``mod.shout("hi")``), go to this lab from now on (see
+        :mod:`labapp.tasks`). The module is found next to the notebook (the working
+        directory). Workers look there *after* the installed libraries, so a module named
+        like one (``redis``, ``flask``) is refused instead of silently replacing it.
         """
         if module.endswith(".py"):
             module = module[:-3]
@@ -403,12 +395,12 @@ class Lab:
                                   f"my_{module}.py")
             if here not in sys.path:
                 sys.path.insert(0, here)
-            tasks.bind(self.config.name, self.redis_url)
             try:
                 if module in sys.modules:
-                    for name, wrapper in list(tasks.huey._registry._registry.items()):
+                    registry = tasks.huey._registry  # the catalogue every lab's Huey shares
+                    for name, wrapper in list(registry._registry.items()):
                         if name.startswith(module + "."):
-                            tasks.huey._registry.unregister(wrapper)
+                            registry.unregister(wrapper)
                     loaded = importlib.reload(sys.modules[module])
                 else:
                     loaded = importlib.import_module(module)
@@ -421,6 +413,7 @@ class Lab:
             modules = tuple(dict.fromkeys((*self.config.task_modules, module)))
             self.config = dataclasses.replace(self.config, task_modules=modules)
             self.restart_workers()
+            tasks.point_at(self.huey)  # its tasks, called directly, reach the workers that have them
             return loaded
 
     def wait(self, handles: Any, timeout: float = 30.0) -> bool:
@@ -461,8 +454,7 @@ class Lab:
     def result(self, handle: Any, timeout: float | None = None) -> Any:
         """The return value of a task (waits up to ``timeout`` seconds when given)."""
         task_id = next(iter(_task_ids(handle)))
-        tasks.bind(self.config.name, self.redis_url)
-        return tasks.huey.result(task_id, blocking=timeout is not None, timeout=timeout,
+        return self.huey.result(task_id, blocking=timeout is not None, timeout=timeout,
                                  preserve=True)
 
     def events(self, since: str | None = None) -> list[events.Event]:
@@ -475,14 +467,12 @@ class Lab:
 
     def queue_length(self) -> int:
         """Tasks waiting in the queue (not counting scheduled retries)."""
-        tasks.bind(self.config.name, self.redis_url)
-        return tasks.huey.pending_count()
+        return self.huey.pending_count()
 
     def reset(self) -> None:
         """Empty the queue, schedule, results and events of this lab (workers keep running)."""
-        tasks.bind(self.config.name, self.redis_url)
-        tasks.huey.flush()
-        keep = {self._key("workers").encode()}
+        self.huey.flush()
+        keep = {self.key("workers").encode()}
         doomed = [k for k in self.redis.scan_iter(match=f"lab.{self.config.name}.*", count=1000)
                   if k not in keep]
         if doomed:
@@ -518,10 +508,22 @@ class Lab:
         return self._client
 
     @property
-    def huey(self) -> Any:
-        """The Huey instance, pointed at this lab."""
-        tasks.bind(self.config.name, self.redis_url)
-        return tasks.huey
+    def huey(self) -> tasks.LabHuey:
+        """This lab's own Huey instance (every task defined in this process, this lab's server)."""
+        if self._huey is None:
+            self._huey = tasks.make_huey(self.config.name, self.redis_url)
+        return self._huey
+
+    def _close_huey(self) -> None:
+        """Drop this lab's Huey connection; the module's ``huey`` moves to the newest running
+        lab (the caller holds ``_LOCK`` and has removed this lab from ``_LABS``)."""
+        if self._huey is None:
+            return
+        if tasks.points_at(self._huey):
+            others = list(_LABS.values())
+            tasks.point_at(others[-1].huey if others else None)
+        self._huey.storage.pool.disconnect()
+        self._huey = None
 
     def healthy(self) -> bool:
         """True when the server, the web app and (if any) the consumer are all alive."""
@@ -584,17 +586,15 @@ class Lab:
         return f"<code>{self.__repr__()[1:-1]}</code> · {link}"
 
     # ------------------------------------------------------------------ internals
-    def _key(self, *parts: str) -> str:
+    def key(self, *parts: str) -> str:
+        """A Redis key in this lab's namespace: ``lab.<name>.<parts…>``."""
         return ".".join(("lab", self.config.name, *parts))
-
-    def _save_state(self) -> None:
-        self._sup.save_state()
 
     def _forget_keys(self) -> None:
         """On an external server, delete exactly the keys this lab created."""
         try:
             self.reset()
-            self.redis.delete(self._key("workers"))
+            self.redis.delete(self.key("workers"))
             notify = list(self.redis.scan_iter(match=f"huey.notify.{self.config.name}.*"))
             if notify:
                 self.redis.delete(*notify)
@@ -613,10 +613,8 @@ def _task_ids(handles: Any) -> Iterable[str]:
         return [handles]
     if hasattr(handles, "id") and isinstance(handles.id, str):
         return [handles.id]
-    if hasattr(handles, "_results"):  # huey ResultGroup
-        handles = handles._results
     out: list[str] = []
-    for h in handles:
+    for h in handles:  # a list, or Huey's ResultGroup (iterating it yields its results)
         out.extend(_task_ids(h))
     return out
 

@@ -10,9 +10,12 @@ import collections
 import dataclasses
 import threading
 import time
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from labapp import events
+
+if TYPE_CHECKING:
+    from huey import RedisHuey
 
 WINDOW = 10.0       # seconds of history used for throughput
 #: A fixed stuck limit for every task, or None: each task's limit comes from its own run times.
@@ -152,7 +155,7 @@ def stuck_rule(fixed: float | None = None) -> str:
             f"at least {STUCK_MIN:g} s ({STUCK_FALLBACK:g} s for a task with no finished run yet)")
 
 
-def snapshot(huey: Any, now: float | None = None,
+def snapshot(huey: RedisHuey, now: float | None = None,
              stuck_after: float | None = STUCK_AFTER) -> dict[str, Any]:
     """Queue length, counts per event kind, busy workers, stuck/lost tasks and recent throughput.
 

@@ -18,7 +18,6 @@ The learner-facing API is :class:`labapp.stack.Lab`, which drives one supervisor
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import signal
 import subprocess
@@ -36,8 +35,6 @@ from labapp import runstate
 from labapp import tasks
 from labapp.broker import Broker
 from labapp.config import ConfigError, LabConfig, default_run_root
-
-logger = logging.getLogger(__name__)
 
 START_TIMEOUT = 20.0
 #: How long a graceful stop of the workers waits for running tasks (huey_consumer ``-t``):
@@ -126,7 +123,6 @@ class Supervisor:
             self.save_state()
             self.broker.start()
             self.client_cached().delete(self.key("workers"))
-            tasks.bind(cfg.name, self.broker.url)
             self.spawn_web()
             self.spawn_consumer()
             self.wait_web()

@@ -1,9 +1,20 @@
-"""The lab's one Huey instance and the demo tasks the curriculum uses.
+"""The Huey instances of the lab, and the demo tasks the curriculum uses.
 
-Workers import this module as ``labapp.tasks.huey`` (through :mod:`labapp.worker`) and find
-their server in ``LAB_NAME``/``LAB_REDIS_URL``, which the supervisor sets. In a notebook,
-``Lab.start()`` points the same instance at the running lab with :func:`bind`; before that,
-enqueueing raises :class:`LabNotRunning` instead of quietly talking to some other Redis.
+One task catalogue, one Huey instance per lab:
+
+* ``huey`` (this module's) is where tasks are *defined*: the demo tasks below and every
+  learner module (``from labapp.tasks import huey`` then ``@huey.task()``) register on it.
+* Each :class:`~labapp.stack.Lab` and each Flask app owns a Huey instance made by
+  :func:`make_huey`: its own name and connection, sharing that one catalogue, so it can
+  enqueue (``lab.huey.enqueue(task.s(...))``) and read back any task this process defined.
+  Two labs in one process never touch each other's instance.
+* Calling a task directly (``shout("hi")``, ``huey.result(id)``) goes through the module's
+  ``huey``, so it has to point at a lab. In a worker or web process it is configured once at
+  import from ``LAB_NAME``/``LAB_REDIS_URL``, which the supervisor sets. In a notebook,
+  ``Lab.start()`` and ``lab.load_tasks()`` point it at their lab (:func:`point_at`); when
+  that lab stops it falls back to the newest lab still running, and with none it raises
+  :class:`LabNotRunning` instead of quietly talking to some other Redis. To pick a lab
+  explicitly, enqueue through it: ``lab.huey.enqueue(shout.s("hi"))``.
 
 Every demo task has a parameter spec, so the Flask endpoints and ``lab.enqueue`` accept
 only whitelisted tasks with bounded values (Huey pickles what it enqueues).
@@ -38,11 +49,10 @@ class TaskNotImportable(RuntimeError):
 
 
 class _Unbound:
-    """Storage stand-in until :func:`bind` is called: every use explains what to do."""
+    """Storage stand-in while no lab is running here: every use explains what to do."""
 
     name = "unbound"
     blocking = True
-    _lab_url = None
 
     def __getattr__(self, attr: str) -> Any:
         raise LabNotRunning("no lab is running in this process: run `lab = Lab.start()` first")
@@ -68,36 +78,48 @@ def _storage_kwargs(url: str) -> dict[str, Any]:
     return {"url": url, "blocking": True, "read_timeout": READ_TIMEOUT, "notify_result": True}
 
 
+def _recording(instance: LabHuey, batched: bool = False) -> events.EventRecorder:
+    """Connect an event recorder to ``instance`` (unless ``LAB_EVENTS=off``); returns it."""
+    recorder = events.EventRecorder(instance, batched=batched)
+    if os.environ.get("LAB_EVENTS", "on") != "off":  # "off" only to measure what events cost
+        instance.signal()(recorder)
+    return recorder
+
+
 huey = LabHuey(os.environ.get("LAB_NAME", "unbound"), store_intermediate_errors=False,
                **_storage_kwargs(os.environ.get("LAB_REDIS_URL", "redis://127.0.0.1:6379/15")))
 if not os.environ.get("LAB_REDIS_URL"):
     huey.storage = _Unbound()
-recorder = events.EventRecorder(huey, batched=os.environ.get("LAB_ROLE") == "worker")
-if os.environ.get("LAB_EVENTS", "on") != "off":  # "off" only to measure what events cost
-    huey.signal()(recorder)
-
-_storages: dict[tuple[str, str], Any] = {}
+recorder = _recording(huey, batched=os.environ.get("LAB_ROLE") == "worker")
 
 
-def bind(name: str, url: str) -> None:
-    """Point the module's Huey instance at lab ``name`` on ``url`` (cheap when already there)."""
-    if huey.name == name and getattr(huey.storage, "_lab_url", None) == url:
-        return
-    storage = _storages.get((name, url))
-    if storage is None:
-        storage = huey.storage_class(name, **_storage_kwargs(url))
-        storage._lab_url = url
-        _storages[(name, url)] = storage
-    huey.name = name
-    huey.storage = storage
+def make_huey(name: str, url: str) -> LabHuey:
+    """A Huey instance of its own for lab ``name`` on ``url``, knowing every task defined here.
+
+    It shares the task registry of the module's ``huey`` (demo tasks and learner modules,
+    including ones loaded later) and records its own events.
+    """
+    instance = LabHuey(name, store_intermediate_errors=False, **_storage_kwargs(url))
+    instance._registry = huey._registry
+    _recording(instance)
+    return instance
 
 
-def unbind(name: str) -> None:
-    """Forget lab ``name``'s connection (after it stopped)."""
-    for key in [k for k in _storages if k[0] == name]:
-        _storages.pop(key).pool.disconnect()
-    if huey.name == name:
-        huey.storage = _Unbound()
+def point_at(instance: LabHuey | None) -> None:
+    """Make the module's ``huey`` talk to ``instance``'s lab (None: to no lab).
+
+    Called by ``Lab.start()``, ``lab.load_tasks()`` and ``lab.stop()`` only: tasks called
+    directly and ``huey.result`` then reach that lab.
+    """
+    if instance is None:
+        huey.name, huey.storage = "unbound", _Unbound()
+    else:
+        huey.name, huey.storage = instance.name, instance.storage
+
+
+def points_at(instance: LabHuey) -> bool:
+    """True when the module's ``huey`` currently talks to ``instance``'s lab."""
+    return huey.storage is instance.storage
 
 
 # --------------------------------------------------------------------------- specs
@@ -183,11 +205,13 @@ def signature(task: str, params: dict[str, Any] | None = None) -> Task:
 
 
 def _conn() -> Any:
+    """The connection of the lab the module's ``huey`` points at (a task's own lab, in a worker)."""
     return huey.storage.conn
 
 
 def lab_key(*parts: str) -> str:
-    """A Redis key inside this lab's namespace."""
+    """A Redis key in the namespace of the lab the module's ``huey`` points at (for tasks;
+    kernel code uses ``lab.key(...)``)."""
     return ".".join(("lab", huey.name, *parts))
 
 

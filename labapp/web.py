@@ -110,10 +110,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     if app.config["LAB_NAME"] and app.config["LAB_REDIS_URL"]:
-        lab = (app.config["LAB_NAME"], app.config["LAB_REDIS_URL"])
-        tasks.bind(*lab)
-        # One process may host apps of several labs (tests do): bind per request (cheap).
-        app.before_request(lambda: tasks.bind(*lab))
+        # The app's own Huey instance (one process may host apps of several labs: tests do).
+        app.extensions["huey"] = tasks.make_huey(app.config["LAB_NAME"],
+                                                 app.config["LAB_REDIS_URL"])
     # Behind jupyter-server-proxy the app lives under /…/proxy/<port>/; pages use relative URLs.
     # Only the prefix is taken from X-Forwarded-*: trusting X-Forwarded-Host would let a
     # DNS-rebinding page (which may set any header on its "same-origin" requests) pass the
@@ -128,6 +127,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
+def lab_huey() -> tasks.LabHuey:
+    """The current app's Huey instance; :class:`~labapp.tasks.LabNotRunning` (a 503) without one."""
+    try:
+        return current_app.extensions["huey"]
+    except KeyError:
+        raise tasks.LabNotRunning("this app has no lab: set LAB_NAME and LAB_REDIS_URL") from None
+
+
+def _lab_name() -> str:
+    return current_app.config["LAB_NAME"] or "unbound"
+
+
 def _http_error(exc: HTTPException) -> Any:
     hint = ""
     if isinstance(exc, SecurityError):  # werkzeug's refusal of an untrusted Host
@@ -138,7 +149,7 @@ def _http_error(exc: HTTPException) -> Any:
 
 def _broker_error(exc: Exception) -> Any:
     return jsonify(error=f"the queue's server is not reachable ({type(exc).__name__}): "
-                         "restart the lab with lab.start()"), 503
+                         "restart the lab with lab.restart()"), 503
 
 
 def _refuse_cross_site() -> None:
@@ -205,12 +216,12 @@ class _NotFound(_BadRequest):
 
 @bp.get("/")
 def index() -> Any:
-    return render_template("index.html", lab=tasks.huey.name, tasks=sorted(tasks.SPECS))
+    return render_template("index.html", lab=_lab_name(), tasks=sorted(tasks.SPECS))
 
 
 @bp.get("/healthz")
 def healthz() -> Any:
-    return jsonify(ok=True, lab=tasks.huey.name, pid=os.getpid())
+    return jsonify(ok=True, lab=_lab_name(), pid=os.getpid())
 
 
 @bp.get("/api/hello")
@@ -236,7 +247,7 @@ def inline(task: str) -> Any:
 def enqueue(task: str) -> Any:
     """Hand the task to the queue and answer at once: 202 and the task id."""
     args, options = _validated(task)
-    result = tasks.huey.enqueue(tasks.TASKS[task].s(**args, **options))
+    result = lab_huey().enqueue(tasks.TASKS[task].s(**args, **options))
     return jsonify(id=result.id, task=task, status_url=f"api/tasks/{result.id}"), 202
 
 
@@ -245,13 +256,14 @@ def task_status(task_id: str) -> Any:
     """Last recorded state of a task and, once complete, its result."""
     if len(task_id) > 64:
         raise _BadRequest("task ids are at most 64 characters")
-    state = events.states(tasks.huey.storage.conn, tasks.huey.name, [task_id])[task_id]
+    huey = lab_huey()
+    state = events.states(huey.storage.conn, huey.name, [task_id])[task_id]
     if state is None:
         raise _NotFound(f"no task with id {task_id!r} in this lab")
     body: dict[str, Any] = {"id": task_id, "state": state}
     if state in ("complete", "error"):
         try:
-            body["result"] = tasks.huey.result(task_id, preserve=True)
+            body["result"] = huey.result(task_id, preserve=True)
         except Exception as exc:  # huey raises TaskException for a stored error
             body["error"] = str(getattr(exc, "metadata", {}).get("error", exc))
     return jsonify(body)
@@ -260,12 +272,12 @@ def task_status(task_id: str) -> Any:
 @bp.get("/api/stats")
 def api_stats() -> Any:
     """Queue length, per-kind counts, busy/stuck workers and throughput (polled by /monitor)."""
-    return jsonify(stats.snapshot(tasks.huey, stuck_after=current_app.config["STUCK_AFTER"]))
+    return jsonify(stats.snapshot(lab_huey(), stuck_after=current_app.config["STUCK_AFTER"]))
 
 
 @bp.get("/monitor")
 def monitor() -> Any:
-    return render_template("monitor.html", lab=tasks.huey.name,
+    return render_template("monitor.html", lab=_lab_name(),
                            stuck_after=current_app.config["STUCK_AFTER"])
 
 

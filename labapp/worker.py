@@ -11,7 +11,6 @@ the notebook can never replace the real library in a worker (children also run w
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import sys
 
@@ -21,8 +20,6 @@ from labapp.consumer import LabConsumer
 from labapp.tasks import huey
 from labapp.tasks import lab_key
 from labapp.tasks import recorder
-
-logger = logging.getLogger(__name__)
 
 
 @huey.on_startup()

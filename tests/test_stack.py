@@ -67,7 +67,7 @@ def test_changed_run_root_restarts_the_whole_lab_and_says_so(make_lab, tmp_path,
 def test_instance_start_restarts_a_stopped_lab(make_lab):
     lab = make_lab(workers=1)
     lab.stop()
-    again = lab.start(quiet=True)
+    again = lab.restart(quiet=True)
     try:
         assert again.healthy() and again.config == lab.config
     finally:
@@ -278,3 +278,35 @@ def test_two_kernels_at_once_do_not_collide(run_root):
     assert a["name"] != b["name"] and a["redis"] != b["redis"] and a["url"] != b["url"]
     pids = a["pids"] + b["pids"]
     assert procs.wait_until(lambda: not any(psutil.pid_exists(p) for p in pids), 5)
+
+
+def test_two_labs_in_one_process_each_use_their_own_huey(lab, make_lab):
+    other = make_lab(workers=0)
+    assert other.huey is not lab.huey and other.huey.name == other.name
+    assert tasks.huey.name == other.name              # the newest lab started
+    lab_before = lab.queue_length()
+    other.enqueue("noop")
+    other.enqueue("noop")
+    assert other.queue_length() == 2 and lab.queue_length() == lab_before
+    handle = lab.enqueue("sleep", seconds=0.0)        # no rebinding: still the shared lab
+    assert lab.result(handle, timeout=10) == 0.0 and other.queue_length() == 2
+    assert tasks.huey.name == other.name
+    other.stop()
+    assert tasks.huey.name == lab.name                # back to the newest lab still running
+    assert tasks.sleep(0.0).get(blocking=True, timeout=10) == 0.0
+
+
+def test_load_tasks_points_direct_calls_at_that_lab(make_lab, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mytasks_two.py").write_text(
+        "from labapp.tasks import huey\n\n@huey.task()\ndef double(x):\n    return 2 * x\n")
+    first = make_lab(workers=1)
+    newest = make_lab(workers=0)                      # no workers: a task sent here would wait
+    assert tasks.huey.name == newest.name
+    mod = first.load_tasks("mytasks_two")
+    try:
+        assert tasks.huey.name == first.name
+        assert mod.double(21).get(blocking=True, timeout=10) == 42
+        assert newest.queue_length() == 0
+    finally:
+        tasks.huey._registry.unregister(mod.double.task_class)

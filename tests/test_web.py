@@ -126,3 +126,23 @@ def test_fuzzed_enqueue_bodies_never_5xx(idle_client, task, body):
     resp = idle_client.post(f"/api/enqueue/{task}", data=json.dumps(body), content_type="application/json")
     assert resp.status_code in (202, 400, 404), resp.get_data(as_text=True)
     assert "error" in resp.json or resp.status_code == 202
+
+
+def test_two_apps_in_one_process_each_enqueue_on_their_own_lab(client, lab, make_lab):
+    from labapp.web import create_app
+    other = make_lab(workers=0)
+    other_client = create_app({"LAB_NAME": other.name, "LAB_REDIS_URL": other.redis_url}).test_client()
+    assert other_client.get("/healthz").json["lab"] == other.name
+    assert client.get("/healthz").json["lab"] == lab.name
+    queued = other_client.post("/api/enqueue/noop", json={}).json["id"]
+    done = client.post("/api/enqueue/sleep", json={"seconds": 0}).json["id"]
+    assert lab.result(done, timeout=10) == 0
+    assert other.queue_length() == 1 and other_client.get(f"/api/tasks/{queued}").json["state"] == "enqueued"
+    assert client.get(f"/api/tasks/{queued}").status_code == 404
+
+
+def test_app_without_a_lab_answers_503():
+    from labapp.web import create_app
+    app = create_app({"LAB_NAME": None, "LAB_REDIS_URL": None})
+    resp = app.test_client().post("/api/enqueue/noop", json={})
+    assert resp.status_code == 503 and "lab.restart()" in resp.json["error"]

@@ -116,7 +116,7 @@ def test_widgets_explain_a_stopped_lab_and_follow_a_restart(make_lab):
     assert "is stopped" in shown(panel.message) and "Lab.start()" in shown(panel.message)
     assert control.apply() is False and "is stopped" in shown(control.message)
     assert control.kill() is None and "is stopped" in shown(control.message)
-    again = lab.start(quiet=True)          # re-running the first cell: same name, new Lab
+    again = lab.restart(quiet=True)          # re-running the first cell: same name, new Lab
     assert again is not lab
     ids = panel.enqueue()
     assert ids and panel.wait(10) and panel.states[ids[0]] == "complete"
@@ -154,7 +154,7 @@ def test_enqueue_panel_after_a_restart_has_no_blank_rows(make_lab):
     lab.stop()
     poll(lambda: panel.states[old] == "lost", 10)
     assert "the lab stopped before 1 of these tasks finished" in shown(panel.message)
-    again = lab.start(quiet=True)
+    again = lab.restart(quiet=True)
     try:
         again.scale(1)
         panel.inputs["seconds"].value = 0.1

@@ -19,7 +19,7 @@ def require_running(lab: Any) -> None:
     """Raise a one-line RuntimeError when ``lab`` is not running."""
     if not lab.healthy():
         raise RuntimeError(f"lab {lab.name!r} is not running (or a process died): "
-                           "run lab.start() first")
+                           "run lab.restart() first")
 
 
 def drop_pending(lab: Any) -> None:

@@ -75,12 +75,6 @@ class RaceResult:
         return {s: len(self.for_strategy(s)) for s in self.strategies}
 
     @property
-    def failure_rate(self) -> dict[str, float]:
-        """Fraction of repetitions that failed, per strategy."""
-        reps = self.repetitions
-        return {s: (f / reps[s] if reps[s] else math.nan) for s, f in self.failures.items()}
-
-    @property
     def fixes_that_reached_zero(self) -> list[str]:
         """The explicit-dependency strategies (pipeline, wait_result) with no miss in this run."""
         return [s for s in ("pipeline", "wait_result")
@@ -157,8 +151,8 @@ def race(lab: Any, repetitions: int = 20, workers: int = 2,
     tag = uuid.uuid4().hex[:6]
     conn = lab.redis
     huey = lab.huey
-    outcomes_key = tasks.lab_key("race", "outcomes")
-    old = list(conn.scan_iter(match=tasks.lab_key("race", "*"), count=1000))
+    outcomes_key = lab.key("race", "outcomes")
+    old = list(conn.scan_iter(match=lab.key("race", "*"), count=1000))
     if old:
         conn.delete(*old)  # this experiment's own keys only
     pairs: list[tuple[str, int, str, str, str, str]] = []
@@ -371,7 +365,7 @@ def lock_race(lab: Any, workers: int = 2, seconds: float = 0.3, stock: int = 5,
         lab.scale(workers)
         for strategy in strategies:
             key = f"{strategy}-{uuid.uuid4().hex[:6]}"
-            conn.set(tasks.lab_key("stock", key), stock, ex=3600)
+            conn.set(lab.key("stock", key), stock, ex=3600)
             params = {"key": key, "seconds": seconds, "use_lock": int(strategy != "no_lock")}
             if strategy == "lock_retry":
                 params.update(retries=2, retry_delay=1.0)
@@ -393,7 +387,7 @@ def lock_race(lab: Any, workers: int = 2, seconds: float = 0.3, stock: int = 5,
 
             if not procs.wait_until(finished, timeout, max_interval=0.05):
                 logger.warning("lock demo %s: tasks did not finish in %.0f s", strategy, timeout)
-            final = int(conn.get(tasks.lab_key("stock", key)) or 0)
+            final = int(conn.get(lab.key("stock", key)) or 0)
             runs.append(LockRun(strategy=strategy, start_stock=stock, final_stock=final,
                                 kinds={h.id: kinds.get(h.id, []) for h in handles},
                                 start=start, end=time.time()))

@@ -14,9 +14,10 @@ line saying what to do; a button never prints a traceback. Set ``LAB_AUTO_PREDIC
 and grading do) and a :class:`Predict` commits its default answer as soon as it is displayed.
 
 One module per widget (``enqueue``, ``workers``, ``monitor``, ``predict``, ``diagram``);
-``_common`` holds the shared CSS, error lines and base class.
+``base`` holds what they share: CSS, one-line error messages, the base class, and
+following a lab across a restart.
 """
-from labapp.widgets._common import LabStopped
+from labapp.widgets.base import LabStopped
 from labapp.widgets.diagram import StackDiagram
 from labapp.widgets.enqueue import FINAL
 from labapp.widgets.enqueue import MAX_COUNT

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import html
 import os
+from typing import TYPE_CHECKING
 
-from labapp.stack import Lab
-from labapp.widgets._common import _current
+from labapp.widgets.base import current_lab
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 
 def _kinds(worker_type: str) -> str:
@@ -16,7 +19,7 @@ class StackDiagram:
     """The lab's parts as they run now: producer → broker (the queue) → workers, with real PIDs."""
 
     def __init__(self, lab: Lab) -> None:
-        self.lab = _current(lab)
+        self.lab = current_lab(lab)
         st = self.lab.status()
         huey = self.lab.huey
         self.status = st

@@ -5,7 +5,7 @@ import html
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import ipywidgets as w
 import redis
@@ -13,16 +13,18 @@ from traitlets import TraitError
 
 from labapp import events
 from labapp import tasks
-from labapp.stack import Lab
 from labapp.stack import running_labs
-from labapp.widgets._common import _CSS
-from labapp.widgets._common import _EXPECTED
-from labapp.widgets._common import LabStopped
-from labapp.widgets._common import _LabWidget
-from labapp.widgets._common import _badge
-from labapp.widgets._common import _current
-from labapp.widgets._common import _error_html
-from labapp.widgets._common import _explain
+from labapp.widgets.base import CSS
+from labapp.widgets.base import EXPECTED_ERRORS
+from labapp.widgets.base import LabStopped
+from labapp.widgets.base import LabWidget
+from labapp.widgets.base import badge
+from labapp.widgets.base import current_lab
+from labapp.widgets.base import error_html
+from labapp.widgets.base import explain_error
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +114,7 @@ def _input_for(name: str, param: tasks.Param, value: Any) -> w.Widget:
     return kind(value=value, description=label, style=style, layout=layout)
 
 
-class EnqueuePanel(_LabWidget):
+class EnqueuePanel(LabWidget):
     """Pick a demo task and its parameters, click Enqueue, watch each task's state live.
 
     ``EnqueuePanel(lab, "sleep", seconds=2)`` preselects a task and parameters. From code:
@@ -146,7 +148,7 @@ class EnqueuePanel(_LabWidget):
         self.button.on_click(lambda _b: self.enqueue())
         self.task.observe(lambda _change: self._build_inputs({}), "value")
         super().__init__([
-            w.HTML(_CSS),
+            w.HTML(CSS),
             w.HBox([self.task, self._params_box]),
             w.HBox([w.HTML('<span class="ql-muted">Huey options:</span>'), *self.options.values()]),
             w.HBox([self.count, self.button]),
@@ -154,7 +156,7 @@ class EnqueuePanel(_LabWidget):
         self.add_class("ql-box")
         self.add_class("ql-enqueue")
         if task not in tasks.SPECS:
-            self.message.value = _error_html(
+            self.message.value = error_html(
                 f"unknown task {task!r}: pick one of {', '.join(sorted(tasks.SPECS))} "
                 "from the list (showing sleep)")
             task, params = "sleep", {}
@@ -185,7 +187,7 @@ class EnqueuePanel(_LabWidget):
             problems.append(f"{self.task.value} has no parameter {unknown[0]!r}: it takes "
                             f"{', '.join(spec) or 'no parameters'}")
         if problems:
-            self.message.value = _error_html(f"{problems[0]} (showing the default)"
+            self.message.value = error_html(f"{problems[0]} (showing the default)"
                                              if "no parameter" not in problems[0] else problems[0])
         self._params_box.children = tuple(self.inputs.values()) or (
             w.HTML('<span class="ql-muted">(no parameters)</span>'),)
@@ -206,11 +208,11 @@ class EnqueuePanel(_LabWidget):
             if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
                 raise ValueError(f"count={count} must be from 1 to {MAX_COUNT}")
             tasks.validate(task, params)
-            self.lab = lab = _current(self.lab)
+            self.lab = lab = current_lab(self.lab)
             cursor = lab.cursor()  # before enqueueing, so the watcher misses no event
             handles = [lab.enqueue(task, **params) for _ in range(count)]
-        except _EXPECTED + (LabStopped,) as exc:
-            self.message.value = _error_html(_explain(exc, "click Enqueue again"))
+        except EXPECTED_ERRORS + (LabStopped,) as exc:
+            self.message.value = error_html(explain_error(exc, "click Enqueue again"))
             return []
         ids = [h.id for h in handles]
         with self._lock:
@@ -254,46 +256,10 @@ class EnqueuePanel(_LabWidget):
                 if t.state not in FINAL and (lab is None or t.lab is lab)]
 
     def _watch(self, lab: Lab, cursor: str) -> None:
-        """Follow the events stream of ``lab`` (blocking reads) until its tasks finished.
-
-        After :data:`LOST_CHECK` seconds without events it looks for tasks whose worker
-        process died (Huey never runs them again) and shows them as lost.
-        """
+        """The watcher thread of ``lab``: follow its tasks, then mark the panel done if all are."""
         conn = redis.Redis.from_url(lab.redis_url, socket_timeout=10)
-        dirty = False
-        quiet_since = time.monotonic()
         try:
-            while not self._stop.is_set():
-                with self._lock:
-                    if not self._pending(lab):
-                        break
-                # Throttled, never dropped: a change too soon after the last redraw is
-                # drawn when the interval is up, so a short "executing" still shows.
-                wait = self._last_draw + PANEL_MIN_INTERVAL - time.monotonic()
-                if dirty and wait <= 0:
-                    self._render()
-                    dirty = False
-                try:
-                    batch = events.read(conn, lab.name, since=cursor,
-                                        block=max(wait, 0.01) if dirty else LOST_CHECK)
-                    if not batch and time.monotonic() - quiet_since >= LOST_CHECK:
-                        dirty |= self._find_lost(conn, lab)
-                        quiet_since = time.monotonic()
-                except redis.RedisError:
-                    if lab not in running_labs():
-                        self._lab_gone(lab)
-                        break
-                    self._stop.wait(1.0)  # the server restarts (durability lesson): try again
-                    continue
-                if batch:
-                    quiet_since = time.monotonic()
-                with self._lock:
-                    for event in batch:
-                        cursor = event.id
-                        tracked = self.tracked.get(event.task_id)
-                        if tracked is not None and tracked.lab is lab:
-                            tracked.apply(event)
-                            dirty = True
+            self._follow(conn, lab, cursor)
         except Exception:  # noqa: BLE001 - a widget thread must never die noisily
             logger.exception("EnqueuePanel watcher failed")
         finally:
@@ -303,6 +269,54 @@ class EnqueuePanel(_LabWidget):
                 if not self._pending():
                     self._done.set()
             self._render()
+
+    def _follow(self, conn: redis.Redis, lab: Lab, cursor: str) -> None:
+        """Follow the events stream of ``lab`` (blocking reads) until its tasks finished.
+
+        After :data:`LOST_CHECK` seconds without events it looks for tasks whose worker
+        process died (Huey never runs them again) and shows them as lost.
+        """
+        dirty = False
+        quiet_since = time.monotonic()
+        while not self._stop.is_set() and self._has_pending(lab):
+            # Throttled, never dropped: a change too soon after the last redraw is
+            # drawn when the interval is up, so a short "executing" still shows.
+            wait = self._last_draw + PANEL_MIN_INTERVAL - time.monotonic()
+            if dirty and wait <= 0:
+                self._render()
+                dirty = False
+            try:
+                batch = events.read(conn, lab.name, since=cursor,
+                                    block=max(wait, 0.01) if dirty else LOST_CHECK)
+                if not batch and time.monotonic() - quiet_since >= LOST_CHECK:
+                    dirty |= self._find_lost(conn, lab)
+                    quiet_since = time.monotonic()
+            except redis.RedisError:
+                if lab not in running_labs():
+                    self._lab_gone(lab)
+                    return
+                self._stop.wait(1.0)  # the server restarts (durability lesson): try again
+                continue
+            if batch:
+                quiet_since = time.monotonic()
+            cursor, changed = self._apply(lab, batch, cursor)
+            dirty |= changed
+
+    def _has_pending(self, lab: Lab) -> bool:
+        with self._lock:
+            return bool(self._pending(lab))
+
+    def _apply(self, lab: Lab, batch: list[events.Event], cursor: str) -> tuple[str, bool]:
+        """Apply ``batch`` to the tasks of ``lab``; returns the new cursor and whether any changed."""
+        changed = False
+        with self._lock:
+            for event in batch:
+                cursor = event.id
+                tracked = self.tracked.get(event.task_id)
+                if tracked is not None and tracked.lab is lab:
+                    tracked.apply(event)
+                    changed = True
+        return cursor, changed
 
     def _find_lost(self, conn: redis.Redis, lab: Lab) -> bool:
         """Mark tasks of ``lab`` whose worker process died as lost; True if any."""
@@ -321,7 +335,7 @@ class EnqueuePanel(_LabWidget):
             for t in doomed:
                 t.mark_lost("the lab stopped before it finished")
         if doomed:
-            self.message.value = _error_html(
+            self.message.value = error_html(
                 f"the lab stopped before {len(doomed)} of these tasks finished: run "
                 "`lab = Lab.start()` and enqueue again")
 
@@ -338,7 +352,7 @@ class EnqueuePanel(_LabWidget):
         summary = " · ".join(f"{n} {s}" for s, n in counts.items())
         rows = "".join(
             f'<tr class="ql-task" data-task-id="{html.escape(t.id)}"><td><code>{html.escape(t.id[:8])}</code></td>'
-            f"<td>{html.escape(t.task)}</td><td>{_badge(t.state)}</td>"
+            f"<td>{html.escape(t.task)}</td><td>{badge(t.state)}</td>"
             f"<td>{_worker_cell(t)}</td><td>{html.escape(t.timeline())}{_detail(t)}</td></tr>"
             for t in items[-SHOW_ROWS:][::-1])
         more = f" (newest {SHOW_ROWS} shown)" if len(items) > SHOW_ROWS else ""

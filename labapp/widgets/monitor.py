@@ -7,7 +7,7 @@ import threading
 import time
 import types
 import weakref
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import ipywidgets as w
 import redis
@@ -15,13 +15,15 @@ from huey.storage import RedisStorage
 
 from labapp import events
 from labapp import stats
-from labapp.stack import Lab
 from labapp.stack import running_labs
-from labapp.widgets._common import _CSS
-from labapp.widgets._common import _LabWidget
-from labapp.widgets._common import _badge
-from labapp.widgets._common import _error_html
-from labapp.widgets._common import _explain
+from labapp.widgets.base import CSS
+from labapp.widgets.base import LabWidget
+from labapp.widgets.base import badge
+from labapp.widgets.base import error_html
+from labapp.widgets.base import explain_error
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ def _stuck_note(s: dict[str, Any]) -> str:
             f"{': ' + limits if limits else ''}; lost = its worker died.")
 
 
-class Monitor(_LabWidget):
+class Monitor(LabWidget):
     """Live view of the lab: queue length, busy workers, throughput, failures, stuck/lost tasks.
 
     A task is stuck when it runs longer than ``stuck_after`` seconds if given, else longer than
@@ -84,7 +86,7 @@ class Monitor(_LabWidget):
         self._thread: threading.Thread | None = None
         self._view = types.SimpleNamespace(
             name=lab.name, storage=RedisStorage(lab.name, url=lab.redis_url))
-        super().__init__([w.HTML(_CSS), self.html, self.status])
+        super().__init__([w.HTML(CSS), self.html, self.status])
         self.add_class("ql-box")
         self.add_class("ql-monitor")
         for other in list(Monitor._instances):  # re-running the cell replaces the old monitor
@@ -94,7 +96,7 @@ class Monitor(_LabWidget):
         try:
             self.refresh()
         except redis.RedisError as exc:
-            self.status.value = _error_html(_explain(exc, "create the Monitor again"))
+            self.status.value = error_html(explain_error(exc, "create the Monitor again"))
         if start:
             self.start()
 
@@ -160,13 +162,13 @@ class Monitor(_LabWidget):
                     block = 1.0 if busy else self.idle_wait
                     conn.xread({stream: cursor}, count=1, block=int(block * 1000))
                 except redis.RedisError:
-                    self._live_status(_error_html("the queue's server is not reachable: "
+                    self._live_status(error_html("the queue's server is not reachable: "
                                                   "retrying every second"))
                     if self._stop.wait(1.0):
                         break
         except Exception:  # noqa: BLE001 - a widget thread must never die noisily
             logger.exception("Monitor thread failed")
-            self._live_status(_error_html("the monitor failed: create a new Monitor(lab)"))
+            self._live_status(error_html("the monitor failed: create a new Monitor(lab)"))
         finally:
             conn.close()
 
@@ -193,7 +195,7 @@ class Monitor(_LabWidget):
                         f"<code>{html.escape(b['task_id'][:8])}</code></td>"
                         f"<td>{b['running_for']:.1f} s</td>"
                         f"<td>{stats.format_seconds(b['stuck_after'])}</td>"
-                        f"<td>{_badge(b['state'])}</td></tr>")
+                        f"<td>{badge(b['state'])}</td></tr>")
         table = ("<table class='ql-table'><tr><th>worker</th><th>task</th><th>running for</th>"
                  f"<th>stuck after</th><th>state</th></tr>{''.join(rows)}</table>" if rows else
                  "<div class='ql-muted'>no worker running</div>")

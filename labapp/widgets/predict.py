@@ -24,10 +24,10 @@ from typing import Any, Callable, Sequence
 import ipywidgets as w
 
 from labapp import predictions
-from labapp.widgets._common import _CSS
-from labapp.widgets._common import _LabWidget
-from labapp.widgets._common import _error_html
-from labapp.widgets._common import _explain
+from labapp.widgets.base import CSS
+from labapp.widgets.base import LabWidget
+from labapp.widgets.base import error_html
+from labapp.widgets.base import explain_error
 
 AUTO_ENV = "LAB_AUTO_PREDICT"
 RECORD_VERSION = predictions.RECORD_VERSION
@@ -49,7 +49,7 @@ def _plain(text: str) -> str:
 _QID = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 
 
-class Predict(_LabWidget):
+class Predict(LabWidget):
     """Predict → run → reveal: commit to an answer, the experiment runs, the run decides.
 
     :param question: what to predict (one sentence, giving nothing away).
@@ -120,7 +120,7 @@ class Predict(_LabWidget):
                                                       align_self="flex-start"))
         self.button.on_click(lambda _b: self.commit())
         self.forget_button.on_click(lambda _b: self.forget())
-        super().__init__([w.HTML(_CSS + f"<b>Predict:</b> {html.escape(question)}"),
+        super().__init__([w.HTML(CSS + f"<b>Predict:</b> {html.escape(question)}"),
                           self.choice, self.button, self.message, self.output, self.reveal_box,
                           self.forget_button])
         self.add_class("ql-box")
@@ -134,16 +134,16 @@ class Predict(_LabWidget):
     def commit(self, answer: Any = None) -> bool:
         """Lock in ``answer`` (default: the selected choice), run, reveal; True on success."""
         if self.no_prediction:
-            self.message.value = _error_html("this question was already answered by a later cell: "
+            self.message.value = error_html("this question was already answered by a later cell: "
                                              "re-run this cell to predict again")
             return False
         if answer is None:
             answer = self.answer if self.committed else self.choice.value
         if answer is None:
-            self.message.value = _error_html("pick an answer first, then click Commit and run")
+            self.message.value = error_html("pick an answer first, then click Commit and run")
             return False
         if answer not in [v for _, v in self.choice.options]:
-            self.message.value = _error_html(f"{answer!r} is not one of the choices: pick one "
+            self.message.value = error_html(f"{answer!r} is not one of the choices: pick one "
                                              "from the list")
             return False
         first = not self.committed
@@ -163,10 +163,10 @@ class Predict(_LabWidget):
             with self.output:
                 result = self.run_fn()
         except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - shown in place
-            self._error = _explain(exc, "click Run again")
+            self._error = explain_error(exc, "click Run again")
             if isinstance(exc, KeyboardInterrupt):
                 self._error = "interrupted: click Run again when you are ready"
-            self.message.value = _error_html(f"the experiment failed: {self._error}")
+            self.message.value = error_html(f"the experiment failed: {self._error}")
             self.button.description, self.button.disabled = "Run again", False
             return False
         self._result, self._has_result, self._error = result, True, None
@@ -180,7 +180,7 @@ class Predict(_LabWidget):
             truth = self.truth_fn(result)
             explained = str(self.explain_fn(result))
         except Exception as exc:  # noqa: BLE001 - shown in place
-            truth, explained = None, _error_html(f"could not compare: {type(exc).__name__}: {exc}")
+            truth, explained = None, error_html(f"could not compare: {type(exc).__name__}: {exc}")
         self.reveal_text = f"{self._verdict(truth)} {explained}"
         self.reveal_box.value = f"<div class='ql-reveal'>{self.reveal_text}</div>"
         _REVEALED.add(self.qid)

@@ -6,27 +6,30 @@ import logging
 import signal
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import ipywidgets as w
 import redis
 
-from labapp.stack import Lab
 from labapp.stack import LabError
 from labapp.stack import running_labs
-from labapp.widgets._common import _CSS
-from labapp.widgets._common import _EXPECTED
-from labapp.widgets._common import LabStopped
-from labapp.widgets._common import _LabWidget
-from labapp.widgets._common import _current
-from labapp.widgets._common import _error_html
-from labapp.widgets._common import _explain
-from labapp.widgets._common import _plural
-from labapp.widgets._common import on_lab_stop
+from labapp.widgets.base import CSS
+from labapp.widgets.base import EXPECTED_ERRORS
+from labapp.widgets.base import LabStopped
+from labapp.widgets.base import LabWidget
+from labapp.widgets.base import current_lab
+from labapp.widgets.base import error_html
+from labapp.widgets.base import explain_error
+from labapp.widgets.base import plural
+from labapp.widgets.base import on_lab_stop
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
 
 
-class WorkerControl(_LabWidget):
+class WorkerControl(LabWidget):
     """Choose how many workers run and of which type, kill one, and see their PIDs.
 
     From code: set ``control.workers.value`` / ``control.worker_type.value`` and call
@@ -54,7 +57,7 @@ class WorkerControl(_LabWidget):
         self.table = w.HTML()
         self.apply_button.on_click(lambda _b: self.apply())
         self.kill_button.on_click(lambda _b: self.kill())
-        super().__init__([w.HTML(_CSS),
+        super().__init__([w.HTML(CSS),
                           w.HBox([self.workers, self.worker_type, self.apply_button]),
                           w.HBox([self.target, self.kill_button]),
                           self.message, self.table])
@@ -65,14 +68,14 @@ class WorkerControl(_LabWidget):
 
     def _watch(self, lab: Lab) -> None:
         try:
-            on_lab_stop(_current(lab), self._lab_stopped)
+            on_lab_stop(current_lab(lab), self._lab_stopped)
         except LabStopped:
             pass
 
     def _lab_stopped(self) -> None:
         """The lab stopped (``lab.stop()``, a restart): say so instead of the last action."""
         try:
-            self.lab = _current(self.lab)   # restarted under the same name: follow it
+            self.lab = current_lab(self.lab)   # restarted under the same name: follow it
         except LabStopped:
             self._stopped_line()
         else:
@@ -88,16 +91,16 @@ class WorkerControl(_LabWidget):
     def apply(self) -> bool:
         """Restart the workers with the chosen count and type (graceful); True on success."""
         try:
-            self.lab = lab = _current(self.lab)
+            self.lab = lab = current_lab(self.lab)
             self.message.value = '<span class="ql-muted">restarting the workers…</span>'
             t0 = time.perf_counter()
             lab.scale(self.workers.value, self.worker_type.value)
-        except _EXPECTED + (LabStopped,) as exc:
-            self.message.value = _error_html(_explain(exc, "click Apply again"))
+        except EXPECTED_ERRORS + (LabStopped,) as exc:
+            self.message.value = error_html(explain_error(exc, "click Apply again"))
             return False
         took = time.perf_counter() - t0
         self.message.value = (f'<span class="ql-ok">restarted: '
-                              f"{_plural(self.workers.value, self.worker_type.value + ' worker')} "
+                              f"{plural(self.workers.value, self.worker_type.value + ' worker')} "
                               f"(took {took:.1f} s, {time.strftime('%H:%M:%S')})</span>")
         self.refresh()
         self._watch(lab)
@@ -106,18 +109,18 @@ class WorkerControl(_LabWidget):
     def kill(self) -> int | None:
         """SIGKILL the chosen worker; returns the pid killed (None after an error)."""
         try:
-            self.lab = lab = _current(self.lab)
+            self.lab = lab = current_lab(self.lab)
             st = lab.status()
             names, before = st["worker_names"], st["workers"]
             if not names:
                 raise LabError("no worker is running: move the slider above 0 and click Apply")
             index = names.index(self.target.value) if self.target.value in names else 0
             pid = lab.kill_worker(index, signal.SIGKILL)
-        except _EXPECTED + (LabStopped,) as exc:
-            self.message.value = _error_html(_explain(exc, "click Kill again"))
+        except EXPECTED_ERRORS + (LabStopped,) as exc:
+            self.message.value = error_html(explain_error(exc, "click Kill again"))
             return None
         if lab.config.worker_type == "thread":
-            self.message.value = _error_html(
+            self.message.value = error_html(
                 f"killed pid {pid}: thread workers share that one process, so all "
                 f"{len(before)} died. Queued tasks wait in the broker; click Apply to start "
                 "workers again")
@@ -150,7 +153,7 @@ class WorkerControl(_LabWidget):
                                           f"consumer started a replacement (pid "
                                           f"{', '.join(map(str, new))}) {took:.1f} s later</span>")
                 else:
-                    self.message.value = _error_html(
+                    self.message.value = error_html(
                         f"killed pid {pid}; no replacement worker within {timeout:.0f} s: "
                         "look at lab.logs('worker'), or click Apply to restart the workers")
             self.refresh()
@@ -161,14 +164,14 @@ class WorkerControl(_LabWidget):
     def pids(self) -> list[int]:
         """PIDs of the running workers (thread workers all show their consumer's pid)."""
         try:
-            return _current(self.lab).status()["workers"]
+            return current_lab(self.lab).status()["workers"]
         except (LabStopped, redis.RedisError):
             return []
 
     def refresh(self) -> None:
         """Redraw the list of workers and their PIDs."""
         try:
-            lab = _current(self.lab)
+            lab = current_lab(self.lab)
             st = lab.status()
         except LabStopped:
             self.table.value = ""   # one line says it, in the message
@@ -177,7 +180,7 @@ class WorkerControl(_LabWidget):
             self.target.options = []
             return
         except redis.RedisError as exc:
-            self.table.value = _error_html(_explain(exc, "click Apply"))
+            self.table.value = error_html(explain_error(exc, "click Apply"))
             self.target.options = []
             return
         names, pids = st["worker_names"], st["workers"]
@@ -193,7 +196,7 @@ class WorkerControl(_LabWidget):
                        for n, p in zip(names, pids))
         where = (f"threads inside consumer pid {st['consumer']}" if st["worker_type"] == "thread"
                  else f"processes forked by consumer pid {st['consumer']}")
-        self.table.value = (f"<div>{html.escape(_plural(len(names), st['worker_type'] + ' worker'))} running "
+        self.table.value = (f"<div>{html.escape(plural(len(names), st['worker_type'] + ' worker'))} running "
                             f"({html.escape(where)}) · Flask pid {st['web']} · broker pid "
                             f"{st['broker']}</div><table class='ql-table'><tr><th>worker</th>"
                             f"<th>pid</th></tr>{rows}</table>")

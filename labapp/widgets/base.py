@@ -5,23 +5,25 @@ import html
 import logging
 import threading
 import weakref
-from typing import Any, Callable
+from typing import Any, Callable, TYPE_CHECKING
 
 import ipywidgets as w
 import redis
 
 from labapp import tasks
 from labapp.config import ConfigError
-from labapp.stack import Lab
 from labapp.stack import LabError
 from labapp.stack import running_labs
 
+if TYPE_CHECKING:
+    from labapp.stack import Lab
+
 logger = logging.getLogger(__name__)
 
-_EXPECTED = (ValueError, LookupError, LabError, ConfigError, redis.RedisError,
+EXPECTED_ERRORS = (ValueError, LookupError, LabError, ConfigError, redis.RedisError,
              tasks.LabNotRunning, OSError)
 
-_CSS = """<style>
+CSS = """<style>
 .ql-box { font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: 13px; }
 .ql-box .widget-html-content { line-height: 1.45; }
 .ql-box .widget-hbox > .widget-html .widget-html-content { line-height: var(--jp-widgets-inline-height, 28px); }
@@ -48,7 +50,7 @@ class LabStopped(RuntimeError):
     """The widget's lab was stopped and no lab with its name runs any more."""
 
 
-def _current(lab: Lab) -> Lab:
+def current_lab(lab: Lab) -> Lab:
     """``lab`` if it runs, else the lab restarted under the same name (re-running the first cell)."""
     labs = running_labs()
     if lab in labs:
@@ -59,7 +61,7 @@ def _current(lab: Lab) -> Lab:
     raise LabStopped(f"the lab ({lab.name}) is stopped: run `lab = Lab.start()` again, then retry")
 
 
-def _plural(n: int, noun: str) -> str:
+def plural(n: int, noun: str) -> str:
     """``1 thread worker``, ``3 thread workers``."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
@@ -116,33 +118,33 @@ def _watch_stop(lab: Lab, listeners: list[weakref.WeakMethod]) -> None:
                 logger.debug("stop callback failed", exc_info=True)
 
 
-def _first_line(text: object, fallback: str) -> str:
+def first_line(text: object, fallback: str) -> str:
     """The first line of ``text`` (stripped), or ``fallback`` when there is none."""
     lines = str(text).strip().splitlines()
     return lines[0] if lines else fallback
 
 
-def _error_html(message: str) -> str:
-    return f'<span class="ql-error">⚠ {html.escape(_first_line(message, "failed"))}</span>'
+def error_html(message: str) -> str:
+    return f'<span class="ql-error">⚠ {html.escape(first_line(message, "failed"))}</span>'
 
 
-def _explain(exc: BaseException, retry: str) -> str:
+def explain_error(exc: BaseException, retry: str) -> str:
     """One line for the learner: what went wrong and what to do."""
     if isinstance(exc, (redis.RedisError, OSError)):
         return ("the queue's server is not reachable: restart the lab with "
                 f"`lab = Lab.start()`, then {retry}")
-    text = _first_line(exc, type(exc).__name__)
+    text = first_line(exc, type(exc).__name__)
     if isinstance(exc, (ValueError, LookupError)) and not isinstance(exc, ConfigError):
         return f"{text} - fix it, then {retry}"
     return text
 
 
-def _badge(state: str) -> str:
+def badge(state: str) -> str:
     safe = html.escape(state)
     return f'<span class="ql-state ql-state-{safe}">{safe}</span>'
 
 
-class _LabWidget(w.VBox):
+class LabWidget(w.VBox):
     """A VBox whose plain-text form is its whole repr (ipywidgets cuts it at 110 characters)."""
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
