@@ -23,7 +23,7 @@ def test_lab_error_says_what_to_do(make_lab):
     with pytest.raises(LabError, match=r"^no worker is running: start some with lab\.scale\(2\)$"):
         lab.kill_worker(0)
     lab.stop()
-    message = f"lab {lab.name} is stopped: start it again with lab.start()"
+    message = f"lab {lab.name} is stopped: start it again with lab.restart()"
     with pytest.raises(LabError) as info:
         lab.restart_web(2)
     assert str(info.value) == message

@@ -77,7 +77,7 @@ def test_lost_means_dead_here_never_unknown_elsewhere():
 
 
 @pytest.mark.parametrize("kind, retries, terminal", [
-    ("expired", 1, True), ("canceled", 1, True), ("interrupted", 1, True), ("locked", 1, True),
+    ("expired", 1, True), ("canceled", 1, True), ("interrupted", 1, True), ("locked", 1, False), ("locked", 0, True),
     ("error", 1, False), ("timeout", 0, False), ("scheduled", 0, False)])
 def test_terminal_kinds(kind, retries, terminal):
     assert Event("1-0", kind, "t", "n", "w", 1, 0.0, retries).terminal is terminal

@@ -54,7 +54,9 @@ def test_idle_snapshot_rates_are_over_the_active_span(huey):
     assert snap == {"lab": "st", "time": 1005.0, "queued": 0, "scheduled": 0,
                     "counts": {"complete": 4, "error": 1}, "busy": [], "stuck": [],
                     "done_recent": 3, "errors_recent": 1, "rate_span_s": 3.0,
-                    "throughput_per_s": 1.0, "errors_per_s": 0.33}
+                    "throughput_per_s": 1.0, "errors_per_s": 0.33, "stuck_limits": {},
+                    "stuck_rule": "stuck = running over 5 × the p95 of that task's recent run "
+                                  "times, at least 2 s (10 s for a task with no finished run yet)"}
 
 
 def test_empty_snapshot_has_zero_rates(huey):
@@ -83,11 +85,11 @@ def test_busy_workers_are_running_stuck_or_lost(huey):
     assert (snap["queued"], snap["scheduled"]) == (2, 1)
     assert snap["busy"] == [
         {"worker": "worker-3", "task_id": "t3", "task": "noop", "running_for": 1.5,
-         "pid": me.pid, "state": "lost"},
+         "pid": me.pid, "state": "lost", "stuck_after": 10.0},
         {"worker": "worker-1", "task_id": "t1", "task": "cpu", "running_for": 15.0,
-         "pid": me.pid, "state": "stuck"},
+         "pid": me.pid, "state": "stuck", "stuck_after": 10.0},
         {"worker": "worker-2", "task_id": "t2", "task": "sleep", "running_for": 1.0,
-         "pid": me.pid, "state": "running"}]
+         "pid": me.pid, "state": "running", "stuck_after": 10.0}]
     assert [b["worker"] for b in snap["stuck"]] == ["worker-3", "worker-1"]
     # still working: the span runs from the first event (1001 s) to now (1005 s)
     assert (snap["rate_span_s"], snap["throughput_per_s"]) == (4.0, 0.25)
