@@ -478,7 +478,7 @@ class Lab:
         tasks.bind(self.config.name, self.redis_url)
         tasks.huey.flush()
         keep = {self._key("workers").encode()}
-        doomed = [k for k in self.redis.scan_iter(match=f"lab.{self.config.name}.*", count=1000)
+        doomed = [k for k in self.redis.scan_iter(match=self._key("*"), count=1000)
                   if k not in keep]
         if doomed:
             self.redis.delete(*doomed)
@@ -580,7 +580,7 @@ class Lab:
 
     # ------------------------------------------------------------------ internals
     def _key(self, *parts: str) -> str:
-        return ".".join(("lab", self.config.name, *parts))
+        return events.key(self.config.name, *parts)
 
     def _save_state(self) -> None:
         self._sup.save_state()

@@ -188,7 +188,7 @@ def _conn() -> Any:
 
 def lab_key(*parts: str) -> str:
     """A Redis key inside this lab's namespace."""
-    return ".".join(("lab", huey.name, *parts))
+    return events.key(huey.name, *parts)
 
 
 # --------------------------------------------------------------------------- demo tasks

@@ -76,7 +76,7 @@ def check_race(lab: Any, run_pair: Any = None) -> tuple[str, dict[str, Any]]:
     fn = require_function("run_pair", run_pair, EXERCISES["ex08_race"].usage)
     rand = draw()
     runs = rand.randint(*RUNS)
-    outcomes_key = f"lab.{lab.name}.race.outcomes"
+    outcomes_key = events.key(lab.name, "race", "outcomes")
     with scaled(lab, max(2, lab.config.workers)):
         lab.reset()
         cursor = lab.cursor()

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labapp import events
 from labapp import procs
 from labapp.checks._common import NotYet
 from labapp.checks._common import by_task
@@ -182,7 +183,7 @@ def check_retries(lab: Any) -> tuple[str, dict[str, Any]]:
         raise NotYet("no charge job started on a worker: are the workers running? "
                      "(lab.status())", **details)
     if sum(errors.values()) == 0:
-        calls = lab.redis.get(f"lab.{lab.name}.flaky.{example}")  # the service's own count
+        calls = lab.redis.get(events.key(lab.name, "flaky", example))  # the service's own count
         if calls is not None and int(calls) > 1:
             raise NotYet(f"the payment service was called {int(calls)} times for one order, but "
                          "no attempt failed as far as Huey could see: the task caught the "

@@ -14,6 +14,7 @@ import time
 import urllib.request
 from typing import Any
 
+from labapp import events
 from labapp.experiments._common import check_range
 from labapp.experiments._control import require_running
 
@@ -146,4 +147,4 @@ def notebook_sized(lab: Any) -> WatchResult:
     try:
         return watch_stats(lab, stream=io.StringIO())
     finally:
-        lab.redis.delete(f"lab.{lab.name}.flaky.{key}")
+        lab.redis.delete(events.key(lab.name, "flaky", key))

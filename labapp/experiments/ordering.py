@@ -17,6 +17,7 @@ import random
 import time
 from typing import Any, Sequence
 
+from labapp import events
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
 from labapp.experiments._common import inversions
@@ -241,7 +242,7 @@ def ordering(lab: Any, n: int = 20, workers: int = 4, seed: int = 0, max_seconds
                          f"planned, allowed up to {BUDGET:.0f} s; lower n or max_seconds")
     flaky_key = f"ordering-{time.time_ns()}"
     with arranged(lab, workers=workers, worker_type=worker_type) as cursor:
-        lab.redis.delete(f"lab.{lab.name}.record")  # so it shows this run's completion order
+        lab.redis.delete(events.key(lab.name, "record"))  # so it shows this run's completion order
         handles = []
         with Progress("enqueue", n) as progress:
             for seq, seconds in enumerate(durations):
@@ -253,7 +254,7 @@ def ordering(lab: Any, n: int = 20, workers: int = 4, seed: int = 0, max_seconds
         seq_of = {h.id: seq for seq, h in enumerate(handles)}
         evs = wait_for_events(lab, cursor, set(seq_of), timeout=10 + 2 * planned + 0.05 * n,
                               label=f"ordering {n} tasks")
-        lab.redis.delete(f"lab.{lab.name}.flaky.{flaky_key}")
+        lab.redis.delete(events.key(lab.name, "flaky", flaky_key))
     return OrderingResult(n, workers, seed, tuple(durations), retried,
                           _enqueue_times(evs, seq_of, n), _attempts(evs, seq_of))
 

@@ -13,6 +13,7 @@ import time
 import uuid
 from typing import Any, Sequence
 
+from labapp import events
 from labapp import procs
 from labapp import tasks
 from labapp.experiments._common import Progress
@@ -157,8 +158,8 @@ def race(lab: Any, repetitions: int = 20, workers: int = 2,
     tag = uuid.uuid4().hex[:6]
     conn = lab.redis
     huey = lab.huey
-    outcomes_key = tasks.lab_key("race", "outcomes")
-    old = list(conn.scan_iter(match=tasks.lab_key("race", "*"), count=1000))
+    outcomes_key = events.key(lab.name, "race", "outcomes")
+    old = list(conn.scan_iter(match=events.key(lab.name, "race", "*"), count=1000))
     if old:
         conn.delete(*old)  # this experiment's own keys only
     pairs: list[tuple[str, int, str, str, str, str]] = []
@@ -371,7 +372,7 @@ def lock_race(lab: Any, workers: int = 2, seconds: float = 0.3, stock: int = 5,
         lab.scale(workers)
         for strategy in strategies:
             key = f"{strategy}-{uuid.uuid4().hex[:6]}"
-            conn.set(tasks.lab_key("stock", key), stock, ex=3600)
+            conn.set(events.key(lab.name, "stock", key), stock, ex=3600)
             params = {"key": key, "seconds": seconds, "use_lock": int(strategy != "no_lock")}
             if strategy == "lock_retry":
                 params.update(retries=2, retry_delay=1.0)
@@ -393,7 +394,7 @@ def lock_race(lab: Any, workers: int = 2, seconds: float = 0.3, stock: int = 5,
 
             if not procs.wait_until(finished, timeout, max_interval=0.05):
                 logger.warning("lock demo %s: tasks did not finish in %.0f s", strategy, timeout)
-            final = int(conn.get(tasks.lab_key("stock", key)) or 0)
+            final = int(conn.get(events.key(lab.name, "stock", key)) or 0)
             runs.append(LockRun(strategy=strategy, start_stock=stock, final_stock=final,
                                 kinds={h.id: kinds.get(h.id, []) for h in handles},
                                 start=start, end=time.time()))

@@ -353,7 +353,7 @@ def retries(lab: Any, fail_times: int = 2, retry_delay: float = 1.0, backoff: fl
     # Fixed keys (not per run), so jitter's seeded delays repeat; their counters are
     # deleted before and after the run (arranged() has emptied queue and schedule).
     keys = {(s, c): f"retries-{s}-{c}" for c in range(clients) for s in strategies}
-    counters = [f"lab.{lab.name}.flaky.{k}" for k in keys.values()]
+    counters = [events.key(lab.name, "flaky", k) for k in keys.values()]
     with arranged(lab) as cursor:
         lab.redis.delete(*counters)
         # client by client, strategy by strategy: no strategy gets a head start
@@ -473,7 +473,7 @@ def default_retries(lab: Any, watch: float = 1.5) -> DefaultRetryResult:
                 if e.kind == "complete":
                     break
         queued, scheduled = lab.queue_length(), len(lab.huey.scheduled())
-        lab.redis.delete(f"lab.{lab.name}.flaky.{key}")
+        lab.redis.delete(events.key(lab.name, "flaky", key))
     mine = [e for e in evs if e.task_id == handle.id]
     first_error = next((e for e in mine if e.kind == "error"), None)
     return DefaultRetryResult(handle.id, tuple(e.kind for e in mine),
