@@ -2,12 +2,12 @@
 
 A check registers itself with :func:`exercise`; :data:`EXERCISES` maps each exercise id to
 its :class:`Exercise` in the order the modules register them (01 first). The helpers run
-the learner's code safely (:func:`call`), load their task module (:func:`load_module`),
-scale the lab for a check (:func:`scaled`) and read the event stream.
+the learner's code safely (:func:`call`), load their task module (:func:`load_module`)
+and read the event stream. A check that needs other workers uses
+:func:`labapp.experiments._control.arranged`, as the experiments do.
 """
 from __future__ import annotations
 
-import contextlib
 import http.client
 import dataclasses
 import logging
@@ -15,7 +15,7 @@ import random
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from huey.api import TaskWrapper
 
@@ -108,19 +108,6 @@ def require_task(module: str, obj: Any, name: str) -> TaskWrapper:
         raise NotYet(f"{module}.{name} is a plain {type(obj).__name__}, not a task: decorate "
                      f"it with @huey.task() so calling it enqueues a job")
     return obj
-
-
-@contextlib.contextmanager
-def scaled(lab: Any, count: int) -> Iterator[None]:
-    """Run the body with ``count`` thread workers, then put the lab's setting back."""
-    before = (lab.config.workers, lab.config.worker_type)
-    if before != (count, "thread"):
-        lab.scale(count, "thread")
-    try:
-        yield
-    finally:
-        if (lab.config.workers, lab.config.worker_type) != before:
-            lab.scale(*before)
 
 
 def by_task(events: list[Any]) -> dict[str, list[Any]]:

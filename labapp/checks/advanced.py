@@ -25,10 +25,10 @@ from labapp.checks._common import failure_hint
 from labapp.checks._common import ms
 from labapp.checks._common import on_worker
 from labapp.checks._common import require_function
-from labapp.checks._common import scaled
 from labapp.checks._common import token
 from labapp.checks._common import unsolved
 from labapp.checks._common import worker_pids
+from labapp.experiments._control import arranged
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def check_race(lab: Any, run_pair: Any = None) -> tuple[str, dict[str, Any]]:
     rand = draw()
     runs = rand.randint(*RUNS)
     outcomes_key = events.key(lab.name, "race", "outcomes")
-    with scaled(lab, max(2, lab.config.workers)):
+    with arranged(lab, workers=max(2, lab.config.workers), worker_type="thread"):
         lab.reset()
         cursor = lab.cursor()
         tag = token()

@@ -13,8 +13,8 @@ from labapp.checks._common import call
 from labapp.checks._common import draw
 from labapp.checks._common import exercise
 from labapp.checks._common import require_function
-from labapp.checks._common import scaled
 from labapp.checks._common import unsolved
+from labapp.experiments._control import arranged
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def check_scaling(lab: Any, workers_needed: Any = None) -> tuple[str, dict[str, 
         raise NotYet(f"workers_needed({rate}, {seconds}) returned {n}: the lab runs at most 16 "
                      "workers", **details)
     per_worker = max(2, math.ceil(2.0 / seconds))  # about 2 s of work for each worker
-    with scaled(lab, n):
+    with arranged(lab, workers=n, worker_type="thread"):
         measured, _ = drain_rate(lab, n * per_worker, seconds, within=3 * per_worker * seconds + 5)
     details["live"] = {"rate": rate, "seconds": seconds, "workers": n, "jobs": n * per_worker,
                        "jobs_per_s": round(measured, 2)}
@@ -169,7 +169,7 @@ def check_end_to_end(lab: Any, end_to_end_seconds: Any = None) -> tuple[str, dic
     sizes = list(BACKLOGS)
     rand.shuffle(sizes)
     trips: list[dict[str, Any]] = []
-    with scaled(lab, 2):
+    with arranged(lab, workers=2, worker_type="thread"):
         for low, high in sizes:
             backlog = [round(rand.uniform(*BACKLOG_SECONDS), 2)
                        for _ in range(rand.randint(low, high))]

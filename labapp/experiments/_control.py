@@ -54,7 +54,8 @@ def arranged(lab: Any, *, workers: int | None = None, worker_type: str | None = 
     """Run the block on an idle lab with these workers / web threads; yields an events cursor.
 
     Whatever happens in the block (an exception, the notebook's Interrupt button), the
-    worker count, worker type and web pool are restored, and after a failure the
+    worker count, worker type and web pool are restored (a consumer that died in the block,
+    e.g. thread workers killed on purpose, is replaced), and after a failure the
     experiment's still-pending tasks are dropped so the lab is idle and usable again.
     """
     require_running(lab)
@@ -74,8 +75,7 @@ def arranged(lab: Any, *, workers: int | None = None, worker_type: str | None = 
     finally:
         if not ok:
             drop_pending(lab)
-        if (lab.config.workers, lab.config.worker_type) != (old_workers, old_type):
-            lab.scale(old_workers, old_type)
+        lab.scale(old_workers, old_type)  # no-op unless changed or the consumer died
         if lab.config.web_threads != old_threads:
             lab.restart_web(old_threads)
 

@@ -14,6 +14,7 @@ crash separates ``everysec`` from ``always``, and no notebook can pull the plug.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -24,6 +25,7 @@ from labapp.broker import BrokerError
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
 from labapp.experiments._common import percentile
+from labapp.experiments._control import arranged
 
 logger = logging.getLogger(__name__)
 
@@ -222,27 +224,23 @@ def durability(lab: Any, n: int = NOTEBOOK_N, modes: Sequence[str] = MODES,
         raise BrokerError(f"durability() kills the broker, and this lab uses an external server "
                           f"({lab.redis_url}) it must not kill: unset REDIS_URL and restart the "
                           f"lab, or pass modes=() to crash only the private RabbitMQ")
-    workers, worker_type, durable = lab.config.workers, lab.config.worker_type, lab.config.durable
+    durable = lab.config.durable
     runs: list[DurabilityRun] = []
-    progress = Progress("durability", len(modes) + (len(RABBIT_MODES) if rabbitmq else 0))
     note = "not asked for (rabbitmq=False)"
-    try:
+    # No worker consumes: every enqueued task is still in the queue at the crash.
+    with arranged(lab, workers=0) if modes else contextlib.nullcontext(), \
+            Progress("durability", len(modes) + (len(RABBIT_MODES) if rabbitmq else 0)) as progress:
         # One broker at a time: a RabbitMQ booting beside valkey would slow valkey's timings.
-        if modes:
-            lab.scale(0)  # nobody consumes: every enqueued task is still in the queue at the crash
-        for mode in modes:
-            runs.append(_crash_lab_broker(lab, mode, n))
-            progress.update(1, mode)
+        try:
+            for mode in modes:
+                runs.append(_crash_lab_broker(lab, mode, n))
+                progress.update(1, mode)
+        finally:
+            if modes:
+                lab.set_durable(durable)
         if rabbitmq:
             rabbit_runs, note = rabbitmq_runs(n, progress)
             runs.extend(rabbit_runs)
-    finally:
-        if modes:
-            try:
-                lab.set_durable(durable)
-            finally:
-                lab.scale(workers, worker_type)
-        progress.close()
     return DurabilityResult(n=n, runs=runs, rabbitmq_note=note)
 
 

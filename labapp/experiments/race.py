@@ -18,6 +18,7 @@ from labapp import procs
 from labapp import tasks
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
+from labapp.experiments._control import arranged
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +155,6 @@ def race(lab: Any, repetitions: int = 20, workers: int = 2,
                          f"a_seconds={a_seconds} would take ~{budget:.0f} s: keep it under "
                          f"{MAX_SECONDS:.0f} s")
     rng = random.Random(seed)
-    saved = (lab.config.workers, lab.config.worker_type)
     tag = uuid.uuid4().hex[:6]
     conn = lab.redis
     huey = lab.huey
@@ -163,10 +163,8 @@ def race(lab: Any, repetitions: int = 20, workers: int = 2,
     if old:
         conn.delete(*old)  # this experiment's own keys only
     pairs: list[tuple[str, int, str, str, str, str]] = []
-    cursor = lab.cursor()
-    progress = Progress("race", repetitions * len(strategies))
-    try:
-        lab.scale(workers)
+    with arranged(lab, workers=workers) as cursor, \
+            Progress("race", repetitions * len(strategies)) as progress:
         for strategy in strategies:
             for rep in range(repetitions):
                 key = f"{tag}-{strategy}-{rep}"
@@ -188,11 +186,6 @@ def race(lab: Any, repetitions: int = 20, workers: int = 2,
                     logger.warning("race pair %s did not finish in time", key)
                 pairs.append((strategy, rep, key, order, a.id, b_id))
                 progress.update(1, strategy)
-    finally:
-        try:
-            lab.scale(*saved)
-        finally:
-            progress.close()
     return RaceResult(workers=workers, a_seconds=a_seconds, seed=seed, strategies=strategies,
                       runs=_collect(lab, pairs, outcomes_key, cursor))
 
@@ -364,12 +357,9 @@ def lock_race(lab: Any, workers: int = 2, seconds: float = 0.3, stock: int = 5,
     if not strategies or any(s not in LOCK_STRATEGIES for s in strategies) or \
             len(set(strategies)) != len(strategies):
         raise ValueError(f"strategies={strategies!r}: choose from {LOCK_STRATEGIES}")
-    saved = (lab.config.workers, lab.config.worker_type)
     conn = lab.redis
     runs = []
-    progress = Progress("lock", len(strategies))
-    try:
-        lab.scale(workers)
+    with arranged(lab, workers=workers), Progress("lock", len(strategies)) as progress:
         for strategy in strategies:
             key = f"{strategy}-{uuid.uuid4().hex[:6]}"
             conn.set(events.key(lab.name, "stock", key), stock, ex=3600)
@@ -399,11 +389,6 @@ def lock_race(lab: Any, workers: int = 2, seconds: float = 0.3, stock: int = 5,
                                 kinds={h.id: kinds.get(h.id, []) for h in handles},
                                 start=start, end=time.time()))
             progress.update(1, strategy)
-    finally:
-        try:
-            lab.scale(*saved)
-        finally:
-            progress.close()
     return LockResult(workers=workers, seconds=seconds, runs=runs)
 
 

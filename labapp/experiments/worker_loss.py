@@ -19,6 +19,7 @@ from labapp.stats import STUCK_FALLBACK
 from labapp.stats import STUCK_MIN
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
+from labapp.experiments._control import arranged
 
 logger = logging.getLogger(__name__)
 
@@ -166,19 +167,13 @@ def worker_loss(lab: Any, tasks: int = 4, seconds: float = 0.5, workers: int = 2
     if tasks <= workers:
         raise ValueError(f"tasks={tasks} must be more than workers={workers}, so some "
                          f"tasks are still queued during the restart")
-    saved = (lab.config.workers, lab.config.worker_type)
-    progress = Progress("worker_loss", 2)
-    try:
-        lab.scale(workers, worker_type)
+    # arranged() also replaces a consumer that died with its threads.
+    with arranged(lab, workers=workers, worker_type=worker_type), \
+            Progress("worker_loss", 2) as progress:
         kill = _phase(lab, "sigkill", tasks, seconds, timeout)
         progress.update(1, "sigkill")
         graceful = _phase(lab, "graceful", tasks, seconds, timeout)
         progress.update(1, "graceful restart")
-    finally:
-        try:
-            lab.scale(*saved)  # also replaces a consumer that died with its threads
-        finally:
-            progress.close()
     return WorkerLossResult(worker_type=worker_type, workers=workers, seconds=seconds,
                             kill=kill, graceful=graceful)
 
@@ -338,7 +333,6 @@ def lost_task(lab: Any, seconds: float = 5.0, stuck_after: float = 1.0, monitor:
     check_range("timeout", timeout, 2.0, 60.0)
     from labapp import stats
 
-    saved = (lab.config.workers, lab.config.worker_type)
     states: list[str] = []
 
     def state(task_id: str) -> str | None:
@@ -352,36 +346,34 @@ def lost_task(lab: Any, seconds: float = 5.0, stuck_after: float = 1.0, monitor:
             states.append(s)
 
     try:
-        lab.scale(2, "process")
-        cursor = lab.cursor()
-        handle = lab.enqueue("sleep", seconds=seconds)
-        first = _first_executing(lab, cursor, {handle.id}, timeout)
-        note(state(handle.id))
-        seen: list[str | None] = [None]
-        if not procs.wait_until(lambda: seen.__setitem__(0, state(handle.id)) or
-                                seen[0] == "stuck", stuck_after + timeout, max_interval=0.1):
-            raise TimeoutError(f"the monitor never called the task stuck within "
-                               f"{stuck_after + timeout:.0f} s")
-        note(seen[0])
-        stuck_seen = time.time() - first.time
-        before = lab.status()["workers"]
-        lab.kill_worker(before.index(first.pid), signal.SIGKILL)
-        killed = time.time()
-        fresh: list[int] = []
+        with arranged(lab, workers=2, worker_type="process") as cursor:
+            handle = lab.enqueue("sleep", seconds=seconds)
+            first = _first_executing(lab, cursor, {handle.id}, timeout)
+            note(state(handle.id))
+            seen: list[str | None] = [None]
+            if not procs.wait_until(lambda: seen.__setitem__(0, state(handle.id)) or
+                                    seen[0] == "stuck", stuck_after + timeout, max_interval=0.1):
+                raise TimeoutError(f"the monitor never called the task stuck within "
+                                   f"{stuck_after + timeout:.0f} s")
+            note(seen[0])
+            stuck_seen = time.time() - first.time
+            before = lab.status()["workers"]
+            lab.kill_worker(before.index(first.pid), signal.SIGKILL)
+            killed = time.time()
+            fresh: list[int] = []
 
-        def replaced() -> bool:
-            fresh[:] = [p for p in lab.status()["workers"] if p not in before]
-            return bool(fresh)
+            def replaced() -> bool:
+                fresh[:] = [p for p in lab.status()["workers"] if p not in before]
+                return bool(fresh)
 
-        procs.wait_until(replaced, timeout, max_interval=0.1)
-        replaced_after = time.time() - killed
-        procs.wait_until(lambda: seen.__setitem__(0, state(handle.id)) or seen[0] == "lost",
-                         5.0, max_interval=0.1)
-        note(seen[0])
-        kinds = [e.kind for e in lab.events(since=cursor) if e.task_id == handle.id]
-        result = lab.result(handle)
+            procs.wait_until(replaced, timeout, max_interval=0.1)
+            replaced_after = time.time() - killed
+            procs.wait_until(lambda: seen.__setitem__(0, state(handle.id)) or seen[0] == "lost",
+                             5.0, max_interval=0.1)
+            note(seen[0])
+            kinds = [e.kind for e in lab.events(since=cursor) if e.task_id == handle.id]
+            result = lab.result(handle)
     finally:
-        lab.scale(*saved)
         if monitor is not None:
             monitor.refresh()
     return LostTaskDemo(task_id=handle.id, worker=first.worker, killed_pid=first.pid,
