@@ -22,11 +22,14 @@ import logging
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nbformat
 
 from labapp import checks
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +114,7 @@ def _emit(result: CheckResult) -> None:
     result._shown_in = shell.execution_count
 
 
-def check(exercise_id: str, lab: Any = None, **kwargs: Any) -> CheckResult:
+def check(exercise_id: str, lab: Lab | None = None, **kwargs: Any) -> CheckResult:
     """Measure exercise ``exercise_id`` on the running lab; show one line and return the result.
 
     :param lab: the lab to use (default: the one this notebook started).
@@ -125,7 +128,7 @@ def check(exercise_id: str, lab: Any = None, **kwargs: Any) -> CheckResult:
     return result
 
 
-def _run_check(exercise_id: str, lab: Any, kwargs: dict[str, Any]) -> CheckResult:
+def _run_check(exercise_id: str, lab: Lab, kwargs: dict[str, Any]) -> CheckResult:
     ex = checks.EXERCISES.get(exercise_id)
     if ex is None:
         return CheckResult(str(exercise_id), False, f"there is no exercise {exercise_id!r}: "

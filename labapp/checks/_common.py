@@ -15,11 +15,14 @@ import random
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from huey.api import TaskWrapper
 
 from labapp.config import ConfigError
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +88,7 @@ def call(label: str, fn: Callable[..., Any], *args: Any) -> Any:
         raise NotYet(f"{label} raised {type(exc).__name__}: {exc}") from None
 
 
-def load_module(lab: Any, module: str, *names: str) -> Any:
+def load_module(lab: Lab, module: str, *names: str) -> Any:
     """Import the learner's task module here and in the workers; require ``names`` in it."""
     if not (Path.cwd() / f"{module}.py").is_file():
         raise NotYet(f"there is no {module}.py next to this notebook yet: run the "
@@ -155,7 +158,7 @@ def draw() -> random.Random:
     return random.SystemRandom()
 
 
-def worker_pids(lab: Any) -> set[int]:
+def worker_pids(lab: Lab) -> set[int]:
     """Process ids of the lab's running workers (thread workers share their consumer's)."""
     return set(lab.status()["workers"])
 

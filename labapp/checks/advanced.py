@@ -12,7 +12,7 @@ import statistics
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labapp import events
 from labapp.checks._common import EXERCISES
@@ -30,11 +30,14 @@ from labapp.checks._common import unsolved
 from labapp.checks._common import worker_pids
 from labapp.experiments._control import arranged
 
+if TYPE_CHECKING:
+    from labapp.stack import Lab
+
 logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- 08
-def _settle(lab: Any, done: Any, timeout: float, quiet: float = 0.5) -> None:
+def _settle(lab: Lab, done: Any, timeout: float, quiet: float = 0.5) -> None:
     """Wait until ``done()`` and the lab is idle, or the lab was idle for ``quiet`` seconds.
 
     Idle: nothing waits in the queue and no worker is running a task (the busy hash is
@@ -65,7 +68,7 @@ def _seconds(evs: list[Any]) -> float:
 
 
 @exercise("ex08_race", "08_expert_zone", 'check("ex08_race", run_pair=run_pair)')
-def check_race(lab: Any, run_pair: Any = None) -> tuple[str, dict[str, Any]]:
+def check_race(lab: Lab, run_pair: Any = None) -> tuple[str, dict[str, Any]]:
     """run_pair(lab, key) on 2 workers: step_b must read after step_a stored, on the workers.
 
     For every key the events must show step_a completed by a worker and a step_b (or
@@ -164,7 +167,7 @@ def post_json(url: str, body: dict[str, Any] | None = None, timeout: float = 10.
         return status, raw.decode("utf-8", "replace"), seconds
 
 
-def measure_endpoint(lab: Any, task: str, params: dict[str, Any], samples: int = 3) -> dict[str, float]:
+def measure_endpoint(lab: Lab, task: str, params: dict[str, Any], samples: int = 3) -> dict[str, float]:
     """Median seconds of one piece of work done three ways, measured over HTTP.
 
     :return: ``inline_s``: the response when the view does the work itself (/api/inline);
@@ -207,7 +210,7 @@ def _draw_endpoints(rand: Any) -> list[tuple[str, str, dict[str, Any], bool]]:
 
 @exercise("ex09_inline_or_queue", "09_when_not_to_use_and_pitfalls",
           'check("ex09_inline_or_queue", decide=decide)')
-def check_inline_or_queue(lab: Any, decide: Any = None) -> tuple[str, dict[str, Any]]:
+def check_inline_or_queue(lab: Lab, decide: Any = None) -> tuple[str, dict[str, Any]]:
     """decide(measurement) -> 'inline' or 'queue', applied to endpoints drawn at random.
 
     Each endpoint's work is measured live (:func:`measure_endpoint`); ``decide`` gets those

@@ -7,7 +7,7 @@ import logging
 import os
 import statistics
 import threading
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import redis
 from flask import got_request_exception
@@ -33,6 +33,9 @@ from labapp.checks._common import token
 from labapp.checks._common import unsolved
 from labapp.checks._common import worker_pids
 
+if TYPE_CHECKING:
+    from labapp.stack import Lab
+
 logger = logging.getLogger(__name__)
 
 
@@ -47,7 +50,7 @@ def _task_name(answer: Any) -> str | None:
 
 @exercise("ex01_pending_jobs", "01_what_is_a_task_queue",
           'check("ex01_pending_jobs", pending_jobs=pending_jobs, next_task=next_task)')
-def check_pending_jobs(lab: Any, pending_jobs: Any = None,
+def check_pending_jobs(lab: Lab, pending_jobs: Any = None,
                        next_task: Any = None) -> tuple[str, dict[str, Any]]:
     """pending_jobs(redis, queue) counts a queue; next_task(redis, queue) names its oldest job.
 
@@ -162,7 +165,7 @@ REPORT_LIMIT = 0.15
 
 
 @exercise("ex02_report_endpoint", "02_why_in_flask", 'check("ex02_report_endpoint")')
-def check_report_endpoint(lab: Any) -> tuple[str, dict[str, Any]]:
+def check_report_endpoint(lab: Lab) -> tuple[str, dict[str, Any]]:
     """POST /report/<user> of ex02_app.create_app() must answer 202 + the task id at once.
 
     12 requests for randomly named users, from 4 clients at once, against 2 request
@@ -268,7 +271,7 @@ WORDS = ("queue", "worker", "broker", "flask", "retry", "pickle", "redis", "huey
 
 
 @exercise("ex03_task_module", "03_workers_are_processes", 'check("ex03_task_module")')
-def check_task_module(lab: Any) -> tuple[str, dict[str, Any]]:
+def check_task_module(lab: Lab) -> tuple[str, dict[str, Any]]:
     """ex03_tasks.shout(text) must run on the workers and return {'text': TEXT, 'pid': worker}.
 
     The texts are drawn at random; each returned pid must be the pid of the worker that

@@ -7,7 +7,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labapp import events
 from labapp import procs
@@ -27,6 +27,9 @@ from labapp.checks._common import require_task
 from labapp.checks._common import timed_post
 from labapp.checks._common import token
 from labapp.checks._common import worker_pids
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ DELIVERED_WITHIN = 10.0  # seconds after the deploy for every email to be sent
 
 
 @exercise("ex04_survive_deploy", "04_tools", 'check("ex04_survive_deploy")')
-def check_survive_deploy(lab: Any) -> tuple[str, dict[str, Any]]:
+def check_survive_deploy(lab: Lab) -> tuple[str, dict[str, Any]]:
     """Signups to ex04_app must get their welcome email sent by a worker, across a deploy.
 
     The app runs in a process of its own. A random number of users with random addresses
@@ -148,7 +151,7 @@ def _waits(evs: list[Any]) -> list[float]:
 
 
 @exercise("ex05_retries", "05_results_failures_retries", 'check("ex05_retries")')
-def check_retries(lab: Any) -> tuple[str, dict[str, Any]]:
+def check_retries(lab: Lab) -> tuple[str, dict[str, Any]]:
     """ex05_tasks.charge(order) must ride out 3 failures per order, with waits that grow.
 
     Measured from the events of each order: the attempts, and the wait from each failure to

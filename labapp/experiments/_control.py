@@ -4,32 +4,35 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from labapp import events
 from labapp import procs
 from labapp.experiments._common import Progress
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
 
 SETTLE_TIMEOUT = 5.0  # longest wait for tasks a previous cell left running
 
 
-def require_running(lab: Any) -> None:
+def require_running(lab: Lab) -> None:
     """Raise a one-line RuntimeError when ``lab`` is not running."""
     if not lab.healthy():
         raise RuntimeError(f"lab {lab.name!r} is not running (or a process died): "
                            "run lab.start() first")
 
 
-def drop_pending(lab: Any) -> None:
+def drop_pending(lab: Lab) -> None:
     """Empty the queue and the schedule (retries waiting for their time), nothing else."""
     storage = lab.huey.storage
     storage.flush_queue()
     storage.flush_schedule()
 
 
-def settle(lab: Any, timeout: float = SETTLE_TIMEOUT) -> bool:
+def settle(lab: Lab, timeout: float = SETTLE_TIMEOUT) -> bool:
     """Drop pending tasks and wait until no live worker is still running one; True when idle.
 
     A measurement needs an idle lab: leftovers from an earlier cell would queue ahead of
@@ -49,7 +52,7 @@ def settle(lab: Any, timeout: float = SETTLE_TIMEOUT) -> bool:
 
 
 @contextlib.contextmanager
-def arranged(lab: Any, *, workers: int | None = None, worker_type: str | None = None,
+def arranged(lab: Lab, *, workers: int | None = None, worker_type: str | None = None,
              web_threads: int | None = None) -> Iterator[str]:
     """Run the block on an idle lab with these workers / web threads; yields an events cursor.
 
@@ -80,7 +83,7 @@ def arranged(lab: Any, *, workers: int | None = None, worker_type: str | None = 
             lab.restart_web(old_threads)
 
 
-def wait_for_events(lab: Any, cursor: str, task_ids: set[str] | list[str], timeout: float,
+def wait_for_events(lab: Lab, cursor: str, task_ids: set[str] | list[str], timeout: float,
                     label: str = "tasks", progress: bool = True) -> list[Any]:
     """Follow the events stream until every task in ``task_ids`` finished (or ``timeout``).
 

@@ -10,13 +10,16 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import redis
 
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
 from labapp.experiments._common import percentile
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +143,7 @@ def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def drain(lab: Any, handles: Sequence[Any], workers: int = 2, interval: float = INTERVAL,
+def drain(lab: Lab, handles: Sequence[Any], workers: int = 2, interval: float = INTERVAL,
           timeout: float = 60.0) -> DrainResult:
     """Start ``workers`` workers and sample the queue length until it is empty, then wait for
     ``handles`` to finish. Call it with the workers stopped (``lab.scale(0)``) and tasks queued.
@@ -204,7 +207,7 @@ def drain(lab: Any, handles: Sequence[Any], workers: int = 2, interval: float = 
                        samples=tuple(samples), workers_ready=ready, runs=runs)
 
 
-def notebook_sized(lab: Any) -> DrainResult:
+def notebook_sized(lab: Lab) -> DrainResult:
     """Notebook 01's run: 20 tasks of 0.25 s drained by 2 workers (lesson: ``teaches_lesson``)."""
     lab.scale(0)
     handles = lab.enqueue_many("sleep", 20, seconds=0.25)

@@ -19,13 +19,16 @@ import dataclasses
 import logging
 import math
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from labapp.broker import BrokerError
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
 from labapp.experiments._common import percentile
 from labapp.experiments._control import arranged
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +208,7 @@ class DurabilityResult:
         return "\n".join(lines)
 
 
-def durability(lab: Any, n: int = NOTEBOOK_N, modes: Sequence[str] = MODES,
+def durability(lab: Lab, n: int = NOTEBOOK_N, modes: Sequence[str] = MODES,
                rabbitmq: bool = True) -> DurabilityResult:
     """Enqueue ``n`` tasks with no worker running, SIGKILL the broker, restart it, count survivors.
 
@@ -244,12 +247,12 @@ def durability(lab: Any, n: int = NOTEBOOK_N, modes: Sequence[str] = MODES,
     return DurabilityResult(n=n, runs=runs, rabbitmq_note=note)
 
 
-def notebook_sized(lab: Any) -> DurabilityResult:
+def notebook_sized(lab: Lab) -> DurabilityResult:
     """The run notebook 08 makes: 300 tasks, every valkey mode, and RabbitMQ when installed."""
     return durability(lab, n=NOTEBOOK_N)
 
 
-def _crash_lab_broker(lab: Any, mode: str, n: int) -> DurabilityRun:
+def _crash_lab_broker(lab: Lab, mode: str, n: int) -> DurabilityRun:
     lab.set_durable(mode != "memory")
     if mode != "memory":
         lab.redis.config_set("appendfsync", "everysec" if mode == "aof_everysec" else "always")

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from labapp import tasks
 from labapp.experiments._common import Progress
@@ -29,6 +29,9 @@ from labapp.experiments._common import check_range
 from labapp.experiments._common import percentile
 from labapp.experiments._control import arranged
 from labapp.experiments._control import wait_for_events
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
 
@@ -267,7 +270,7 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.0f} ms" if seconds >= 0.0995 else f"{seconds * 1e3:.1f} ms"
 
 
-def run_load(lab: Any, phases: list[dict[str, Any]], label: str = "requests",
+def run_load(lab: Lab, phases: list[dict[str, Any]], label: str = "requests",
              deadline: float = BUDGET) -> dict[str, list[list[Any]]]:
     """Run HTTP ``phases`` against the lab from a separate client process; samples per phase."""
     spec = {"host": "127.0.0.1", "port": lab.port, "deadline": deadline, "phases": phases}
@@ -319,7 +322,7 @@ def planned_seconds(duration: float, clients: int, requests_per_client: int, web
             + ("queued" in modes) * total * duration / max(1, workers))
 
 
-def latency(lab: Any, duration: float = 0.2, clients: int = 8,
+def latency(lab: Lab, duration: float = 0.2, clients: int = 8,
             requests_per_client: int | None = None, web_threads: int = 2,
             modes: Sequence[str] = ("inline", "queued"), task: str = "sleep",
             probe: bool = False) -> LatencyResult:
@@ -389,12 +392,12 @@ NB02_CROWD = dict(duration=0.2, clients=8, requests_per_client=3, web_threads=2,
                   modes=("hello", "inline", "queued"), probe=True)
 
 
-def notebook_sized_alone(lab: Any) -> LatencyResult:
+def notebook_sized_alone(lab: Lab) -> LatencyResult:
     """Notebook 02's one-client run (lesson: :attr:`LatencyResult.teaches_alone`)."""
     return latency(lab, **NB02_ALONE)
 
 
-def notebook_sized_crowd(lab: Any) -> LatencyResult:
+def notebook_sized_crowd(lab: Lab) -> LatencyResult:
     """Notebook 02's eight-client run (lesson: :attr:`LatencyResult.teaches_crowd`)."""
     return latency(lab, **NB02_CROWD)
 
@@ -462,7 +465,7 @@ class OverheadResult:
 _MODE_WORDS = {"inline": "inline", "thread": "thread pool", "queue": "through the queue"}
 
 
-def overhead(lab: Any, n: int = 100, task_seconds: float = 0.001) -> OverheadResult:
+def overhead(lab: Lab, n: int = 100, task_seconds: float = 0.001) -> OverheadResult:
     """A tiny task done inline, in a thread pool and through the queue, ``n`` times each.
 
     :param n: runs per mode (1 to 2000), one at a time.
@@ -504,6 +507,6 @@ def overhead(lab: Any, n: int = 100, task_seconds: float = 0.001) -> OverheadRes
     return OverheadResult(task_seconds, {m: tuple(v) for m, v in out.items()})
 
 
-def notebook_sized_overhead(lab: Any) -> OverheadResult:
+def notebook_sized_overhead(lab: Lab) -> OverheadResult:
     """Notebook 09's run: 100 one-millisecond jobs per hand-off (lesson: ``teaches_overhead``)."""
     return overhead(lab, n=100)

@@ -17,7 +17,7 @@ import logging
 import statistics
 import time
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labapp import events
 from labapp.experiments._common import check_range
@@ -28,6 +28,9 @@ from labapp.experiments.latency import LatencyResult
 from labapp.experiments.latency import latency
 from labapp.experiments.survival import StopResult
 from labapp.experiments.survival import flask_stopped
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +100,7 @@ class FasterResult:
             "", "") + ")"
 
 
-def faster(lab: Any, duration: float = 0.3, clients: int = 4, requests_per_client: int = 2,
+def faster(lab: Lab, duration: float = 0.3, clients: int = 4, requests_per_client: int = 2,
            web_threads: int = 4) -> FasterResult:
     """Time the same work inline and queued: the response, the work itself, click → done.
 
@@ -168,7 +171,7 @@ class FlaskAloneResult:
                 and self.completed == self.accepted)
 
 
-def _post(lab: Any, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
+def _post(lab: Lab, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
     request = urllib.request.Request(lab.url + path, data=json.dumps(body).encode(),
                                      method="POST", headers={"Content-Type": "application/json"})
     t0 = time.perf_counter()
@@ -176,7 +179,7 @@ def _post(lab: Any, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any
         return reply.status, json.load(reply), time.perf_counter() - t0
 
 
-def flask_alone(lab: Any, tasks: int = 4, watch: float = 2.0) -> FlaskAloneResult:
+def flask_alone(lab: Lab, tasks: int = 4, watch: float = 2.0) -> FlaskAloneResult:
     """Stop every worker, POST ``tasks`` tasks to the Flask app, watch ``watch`` s, restart.
 
     :param tasks: tasks to hand to the Flask app (1 to 20), each a 0.1 s sleep.
@@ -209,16 +212,16 @@ def flask_alone(lab: Any, tasks: int = 4, watch: float = 2.0) -> FlaskAloneResul
         done_after=took if completed == len(ids) else None, completed=completed)
 
 
-def notebook_sized_faster(lab: Any) -> FasterResult:
+def notebook_sized_faster(lab: Lab) -> FasterResult:
     """07's belief 1 run."""
     return faster(lab, **NOTEBOOK_FASTER)
 
 
-def notebook_sized_without_flask(lab: Any) -> StopResult:
+def notebook_sized_without_flask(lab: Lab) -> StopResult:
     """07's belief 2 run (its lesson: ``answer == "run"``)."""
     return flask_stopped(lab, **NOTEBOOK_WITHOUT_FLASK)
 
 
-def notebook_sized_flask_alone(lab: Any) -> FlaskAloneResult:
+def notebook_sized_flask_alone(lab: Lab) -> FlaskAloneResult:
     """07's belief 4 run."""
     return flask_alone(lab)

@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import random
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from labapp import events
 from labapp.experiments._common import Progress
@@ -23,6 +23,9 @@ from labapp.experiments._common import check_range
 from labapp.experiments._common import inversions
 from labapp.experiments._control import arranged
 from labapp.experiments._control import wait_for_events
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +214,7 @@ def _preview(seq: list[int], limit: int = 12) -> str:
     return f"[{head}{', …' if len(seq) > limit else ''}]"
 
 
-def ordering(lab: Any, n: int = 20, workers: int = 4, seed: int = 0, max_seconds: float = 0.2,
+def ordering(lab: Lab, n: int = 20, workers: int = 4, seed: int = 0, max_seconds: float = 0.2,
              retried: int | None = None, worker_type: str | None = None) -> OrderingResult:
     """Enqueue ``n`` tasks with seeded random durations on ``workers`` workers; compare orders.
 
@@ -263,12 +266,12 @@ NOTEBOOK = {"n": 20, "workers": 4, "max_seconds": 0.2}          #: 07, several w
 NOTEBOOK_RETRY = {"n": 8, "workers": 1, "max_seconds": 0.05, "retried": 2}  #: 07, one worker
 
 
-def notebook_sized(lab: Any) -> OrderingResult:
+def notebook_sized(lab: Lab) -> OrderingResult:
     """07's run with several workers (``teaches_lesson``: completion order differs)."""
     return ordering(lab, **NOTEBOOK)
 
 
-def notebook_sized_retry(lab: Any) -> OrderingResult:
+def notebook_sized_retry(lab: Lab) -> OrderingResult:
     """07's run with one worker and one retried task (``teaches_lesson``: the retry lands late)."""
     return ordering(lab, **NOTEBOOK_RETRY)
 

@@ -11,7 +11,7 @@ import math
 import random
 import time
 import uuid
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from labapp import events
 from labapp import procs
@@ -19,6 +19,9 @@ from labapp import tasks
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
 from labapp.experiments._control import arranged
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +135,7 @@ class RaceResult:
         return "\n".join(lines)
 
 
-def race(lab: Any, repetitions: int = 20, workers: int = 2,
+def race(lab: Lab, repetitions: int = 20, workers: int = 2,
          strategies: Sequence[str] = STRATEGIES, a_seconds: float = 0.03, seed: int = 0,
          timeout: float = 10.0) -> RaceResult:
     """Run ``repetitions`` A→B pairs per strategy on ``workers`` workers; count B's missing reads.
@@ -190,7 +193,7 @@ def race(lab: Any, repetitions: int = 20, workers: int = 2,
                       runs=_collect(lab, pairs, outcomes_key, cursor))
 
 
-def _collect(lab: Any, pairs: list[tuple[str, int, str, str, str, str]],
+def _collect(lab: Lab, pairs: list[tuple[str, int, str, str, str, str]],
              outcomes_key: str, cursor: str) -> list[RaceRun]:
     """Join each pair with B's recorded outcome and the tasks' start/end events."""
     outcome = {}
@@ -211,7 +214,7 @@ def _collect(lab: Any, pairs: list[tuple[str, int, str, str, str, str]],
             for s, r, k, o, a, b in pairs]
 
 
-def notebook_sized_race(lab: Any) -> RaceResult:
+def notebook_sized_race(lab: Lab) -> RaceResult:
     """The run notebook 08 makes: 20 pairs per strategy on 2 workers."""
     return race(lab, repetitions=20, workers=2)
 
@@ -342,7 +345,7 @@ class LockResult:
         return "\n".join(lines)
 
 
-def lock_race(lab: Any, workers: int = 2, seconds: float = 0.3, stock: int = 5,
+def lock_race(lab: Lab, workers: int = 2, seconds: float = 0.3, stock: int = 5,
               strategies: Sequence[str] = LOCK_STRATEGIES, timeout: float = 15.0) -> LockResult:
     """Start two ``take_stock`` tasks at once per strategy; count lost updates and refusals.
 
@@ -392,12 +395,12 @@ def lock_race(lab: Any, workers: int = 2, seconds: float = 0.3, stock: int = 5,
     return LockResult(workers=workers, seconds=seconds, runs=runs)
 
 
-def notebook_sized_lock(lab: Any) -> LockResult:
+def notebook_sized_lock(lab: Lab) -> LockResult:
     """The lock demo notebook 08 runs: two tasks of 0.3 s per strategy on 2 workers."""
     return lock_race(lab)
 
 
-def pipeline_arguments(lab: Any, timeout: float = 10.0) -> dict[str, str]:
+def pipeline_arguments(lab: Lab, timeout: float = 10.0) -> dict[str, str]:
     """Run ``step_a(key).then(step_b, key)`` once; return the arguments each step was enqueued with.
 
     Huey enqueues B when A completes, appending A's return value to the arguments given to

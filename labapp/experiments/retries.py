@@ -16,13 +16,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from labapp import events
 from labapp import tasks
 from labapp.experiments._common import check_range
 from labapp.experiments._control import arranged
 from labapp.experiments._control import wait_for_events
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
 
@@ -303,7 +306,7 @@ class RetriesResult:
         return text + ", which the rounding may erase (raise retry_delay or jitter)"
 
 
-def retries(lab: Any, fail_times: int = 2, retry_delay: float = 1.0, backoff: float = 2.0,
+def retries(lab: Lab, fail_times: int = 2, retry_delay: float = 1.0, backoff: float = 2.0,
             retries: int | None = None,
             strategies: Sequence[str] = DEFAULT_STRATEGIES, clients: int = 1,
             jitter: float = 0.5, seed: int = 0) -> RetriesResult:
@@ -451,7 +454,7 @@ class DefaultRetryResult:
         return "DefaultRetryResult(" + " ".join(self.conclusions()) + ")"
 
 
-def default_retries(lab: Any, watch: float = 1.5) -> DefaultRetryResult:
+def default_retries(lab: Lab, watch: float = 1.5) -> DefaultRetryResult:
     """Enqueue ``flaky`` (fails once) with no retry options; watch ``watch`` s for a retry.
 
     Waits on the events stream: for the first error, then up to ``watch`` seconds (0.1 to
@@ -486,16 +489,16 @@ NOTEBOOK_HERD = {"fail_times": 2, "retry_delay": 2.0, "backoff": 2.0,  #: 05, th
                  "strategies": ("backoff", "jitter"), "clients": 8, "jitter": 1.0, "seed": 0}
 
 
-def notebook_sized_default(lab: Any) -> DefaultRetryResult:
+def notebook_sized_default(lab: Lab) -> DefaultRetryResult:
     """05's first question: a task failing once, default options."""
     return default_retries(lab)
 
 
-def notebook_sized(lab: Any) -> RetriesResult:
+def notebook_sized(lab: Lab) -> RetriesResult:
     """05's comparison of no retries, a fixed delay and backoff."""
     return retries(lab, **NOTEBOOK)
 
 
-def notebook_sized_herd(lab: Any) -> RetriesResult:
+def notebook_sized_herd(lab: Lab) -> RetriesResult:
     """05's herd: 8 clients with plain backoff and with jitter."""
     return retries(lab, **NOTEBOOK_HERD)

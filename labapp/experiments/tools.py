@@ -17,7 +17,7 @@ import math
 import os
 import signal
 import time
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import redis
 
@@ -35,6 +35,9 @@ from labapp.compare.runner import worker_env
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
 from labapp.experiments._common import percentile
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
 
@@ -242,7 +245,7 @@ class ToolsResult:
         return "\n".join([head, *rows])
 
 
-def notebook_sized(lab: Any) -> ToolsResult:
+def notebook_sized(lab: Lab) -> ToolsResult:
     """The comparison exactly as notebook 04 runs it (for benchmarks/stability.py)."""
     return tools(lab)
 
@@ -251,7 +254,7 @@ def _rank(values: Mapping[str, float]) -> list[str]:
     return sorted(values, key=lambda t: -values[t] if values[t] == values[t] else math.inf)
 
 
-def tools(lab: Any, n: int | Mapping[str, int] | None = None, window: float = 1.0,
+def tools(lab: Lab, n: int | Mapping[str, int] | None = None, window: float = 1.0,
           sleep_tasks: int = 10, sleep_seconds: float = 0.05, which: Sequence[str] = TOOLS,
           rq_worker: str = "fork", bare: bool = True, timeout: float = 60.0) -> ToolsResult:
     """Measure Huey, RQ and Celery on the lab's server, each next to a plain script's figure.
@@ -333,7 +336,7 @@ def _counts(n: int | Mapping[str, int] | None, which: Sequence[str],
     return counts
 
 
-def _run_tool(tool: str, lab: Any, sock: str, n: int, window: float, sleep_tasks: int,
+def _run_tool(tool: str, lab: Lab, sock: str, n: int, window: float, sleep_tasks: int,
               sleep_seconds: float, rq_worker: str, timeout: float) -> ToolRun:
     client = Client(tool, load(tool, sock))
     command = worker_command(tool, sock, rq_worker)

@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import signal
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labapp import procs
 from labapp.stats import STUCK_FACTOR
@@ -20,6 +20,9 @@ from labapp.stats import STUCK_MIN
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
 from labapp.experiments._control import arranged
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +153,7 @@ class WorkerLossResult:
                           for p in (k, g) if p.unrecorded))
 
 
-def worker_loss(lab: Any, tasks: int = 4, seconds: float = 0.5, workers: int = 2,
+def worker_loss(lab: Lab, tasks: int = 4, seconds: float = 0.5, workers: int = 2,
                 worker_type: str = "process", timeout: float = 20.0) -> WorkerLossResult:
     """SIGKILL a worker while it runs a task, then restart the workers gracefully; compare losses.
 
@@ -178,7 +181,7 @@ def worker_loss(lab: Any, tasks: int = 4, seconds: float = 0.5, workers: int = 2
                             kill=kill, graceful=graceful)
 
 
-def _phase(lab: Any, how: str, count: int, seconds: float, timeout: float) -> LossPhase:
+def _phase(lab: Lab, how: str, count: int, seconds: float, timeout: float) -> LossPhase:
     cursor = lab.cursor()
     start = time.time()
     handles = lab.enqueue_many("sleep", count, seconds=seconds)
@@ -217,7 +220,7 @@ def _phase(lab: Any, how: str, count: int, seconds: float, timeout: float) -> Lo
                      results=results)
 
 
-def _first_executing(lab: Any, cursor: str, mine: set[str], timeout: float) -> Any:
+def _first_executing(lab: Lab, cursor: str, mine: set[str], timeout: float) -> Any:
     found: list[Any] = []
 
     def seen() -> bool:
@@ -231,7 +234,7 @@ def _first_executing(lab: Any, cursor: str, mine: set[str], timeout: float) -> A
     return found[0]
 
 
-def _doomed(lab: Any, cursor: str, mine: set[str], pid: int) -> set[str]:
+def _doomed(lab: Lab, cursor: str, mine: set[str], pid: int) -> set[str]:
     """Tasks that died with process ``pid`` (call right after killing it)."""
     if lab.config.worker_type == "thread":
         # Every worker thread died with the consumer: whatever it had taken off the queue
@@ -251,7 +254,7 @@ def _doomed(lab: Any, cursor: str, mine: set[str], pid: int) -> set[str]:
     return running
 
 
-def _finished(lab: Any, cursor: str, ids: set[str]) -> set[str]:
+def _finished(lab: Lab, cursor: str, ids: set[str]) -> set[str]:
     """Tasks of ``ids`` with a final event or a stored result.
 
     The result store is checked too because a worker that exits right after a task can
@@ -262,7 +265,7 @@ def _finished(lab: Any, cursor: str, ids: set[str]) -> set[str]:
     return done | {i for i in ids - done if storage.has_data_for_key(i)}
 
 
-def notebook_sized_worker_loss(lab: Any) -> WorkerLossResult:
+def notebook_sized_worker_loss(lab: Lab) -> WorkerLossResult:
     """The run notebook 08 makes: 4 tasks of 0.5 s on 2 process workers."""
     return worker_loss(lab, tasks=4, seconds=0.5, workers=2, worker_type="process")
 
@@ -320,7 +323,7 @@ class LostTaskDemo:
         return "Lost-task demo:\n  " + "\n  ".join(self.conclusions())
 
 
-def lost_task(lab: Any, seconds: float = 5.0, stuck_after: float = 1.0, monitor: Any = None,
+def lost_task(lab: Lab, seconds: float = 5.0, stuck_after: float = 1.0, monitor: Any = None,
               timeout: float = 15.0) -> LostTaskDemo:
     """Start one slow ``sleep`` task, wait until the monitor calls it stuck, SIGKILL its worker.
 
@@ -382,6 +385,6 @@ def lost_task(lab: Any, seconds: float = 5.0, stuck_after: float = 1.0, monitor:
                         replaced_after=replaced_after)
 
 
-def notebook_sized_lost_task(lab: Any) -> LostTaskDemo:
+def notebook_sized_lost_task(lab: Lab) -> LostTaskDemo:
     """The monitor demo notebook 08 runs: one 5 s task, stuck after 1 s, its worker killed."""
     return lost_task(lab, seconds=5.0, stuck_after=1.0)
