@@ -143,11 +143,6 @@ def token() -> str:
     return uuid.uuid4().hex[:8]
 
 
-def ms(seconds: float) -> str:
-    """Seconds as a short millisecond string."""
-    return f"{seconds * 1000:.0f} ms"
-
-
 def draw() -> random.Random:
     """A random generator for one check run, seeded by the operating system.
 

@@ -22,13 +22,13 @@ from labapp.checks._common import draw
 from labapp.checks._common import enqueued_with
 from labapp.checks._common import exercise
 from labapp.checks._common import failure_hint
-from labapp.checks._common import ms
 from labapp.checks._common import on_worker
 from labapp.checks._common import require_function
 from labapp.checks._common import token
 from labapp.checks._common import unsolved
 from labapp.checks._common import worker_pids
 from labapp.experiments._control import arranged
+from labapp.units import duration
 
 if TYPE_CHECKING:
     from labapp.stack import Lab
@@ -242,14 +242,14 @@ def check_inline_or_queue(lab: Lab, decide: Any = None) -> tuple[str, dict[str, 
             continue
         if needed:
             why = (f"its response shows the result, so the user waits for the work anyway, "
-                   f"and through the queue that took {ms(m['queued_s'])} against "
-                   f"{ms(m['inline_s'])} inline")
+                   f"and through the queue that took {duration(m['queued_s'])} against "
+                   f"{duration(m['inline_s'])} inline")
         elif want == "queue":
-            why = (f"inline the user waited {ms(m['inline_s'])}, handed over "
-                   f"{ms(m['enqueue_s'])}, and nobody needs the result in the response")
+            why = (f"inline the user waited {duration(m['inline_s'])}, handed over "
+                   f"{duration(m['enqueue_s'])}, and nobody needs the result in the response")
         else:
-            why = (f"inline it cost the user {ms(m['inline_s'])}, no more than handing it over "
-                   f"({ms(m['enqueue_s'])}): a queue would add moving parts for nothing")
+            why = (f"inline it cost the user {duration(m['inline_s'])}, no more than handing it "
+                   f"over ({duration(m['enqueue_s'])}): a queue would add moving parts for nothing")
         raise NotYet(f"decide chose {got!r} for {name}, but {why} (notebook 09, 'When a queue "
                      "is the wrong tool')", endpoints=judged)
     return (f"{len(judged)} random endpoints, all decided as the measurements say: "

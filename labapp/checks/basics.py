@@ -24,7 +24,6 @@ from labapp.checks._common import exercise
 from labapp.checks._common import failure_hint
 from labapp.checks._common import first_error
 from labapp.checks._common import load_module
-from labapp.checks._common import ms
 from labapp.checks._common import require_function
 from labapp.checks._common import require_task
 from labapp.checks._common import timed_post
@@ -32,6 +31,7 @@ from labapp.checks._common import on_worker
 from labapp.checks._common import token
 from labapp.checks._common import unsolved
 from labapp.checks._common import worker_pids
+from labapp.units import duration
 
 if TYPE_CHECKING:
     from labapp.stack import Lab
@@ -217,7 +217,8 @@ def check_report_endpoint(lab: Lab) -> tuple[str, dict[str, Any]]:
         raise NotYet("POST /report/<user> is not a route of your app (answered 404/405): "
                      "keep @app.post('/report/<user>')", **details)
     if median >= REPORT_LIMIT:
-        raise NotYet(f"the median response took {ms(median)} (limit {ms(REPORT_LIMIT)}): the "
+        raise NotYet(f"the median response took {duration(median)} "
+                     f"(limit {duration(REPORT_LIMIT)}): the "
                      "handler still waits for the report; hand it to the queue and answer at "
                      "once", **details)
     if statuses != [202]:
@@ -261,7 +262,7 @@ def check_report_endpoint(lab: Lab) -> tuple[str, dict[str, Any]]:
         if on_worker(evs, "complete", pids) is None:
             raise NotYet(f"the report for {user} was not built by a worker: let the workers "
                          "run it", **details)
-    return (f"12 requests from 4 clients: median {ms(median)}, all 202 with their task ids, "
+    return (f"12 requests from 4 clients: median {duration(median)}, all 202 with their task ids, "
             "and the workers built all 12 reports", details)
 
 

@@ -21,12 +21,13 @@ from labapp.checks._common import exercise
 from labapp.checks._common import failure_hint
 from labapp.checks._common import first_error
 from labapp.checks._common import load_module
-from labapp.checks._common import ms
 from labapp.checks._common import on_worker
 from labapp.checks._common import require_task
 from labapp.checks._common import timed_post
 from labapp.checks._common import token
 from labapp.checks._common import worker_pids
+from labapp.supervisor import child_env
+from labapp.units import duration
 
 if TYPE_CHECKING:
     from labapp.stack import Lab
@@ -72,7 +73,7 @@ def check_survive_deploy(lab: Lab) -> tuple[str, dict[str, Any]]:
     lab.reset()
     cursor = lab.cursor()
     app = procs.spawn([sys.executable, "-c", _SERVE, str(port_file)], log_path=log,
-                      env=lab._child_env("web"))
+                      env=child_env(lab.name, lab.redis_url, "web", lab.config.task_modules))
     try:
         procs.wait_until(lambda: app.poll() is not None or port_file.exists(), 15.0)
         if app.poll() is not None or not port_file.exists():
@@ -126,7 +127,7 @@ def check_survive_deploy(lab: Lab) -> tuple[str, dict[str, Any]]:
         raise NotYet(f"only {len(sent)} of {len(addresses)} queued emails were sent by a worker "
                      f"within {DELIVERED_WITHIN:.0f} s: are the workers running? (lab.status())",
                      **details)
-    return (f"{len(addresses)} signups answered in at most {ms(slowest)}; the app was "
+    return (f"{len(addresses)} signups answered in at most {duration(slowest)}; the app was "
             f"stopped right after, and the workers still sent all {len(addresses)} emails",
             details)
 

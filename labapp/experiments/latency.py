@@ -29,6 +29,7 @@ from labapp.experiments._common import check_range
 from labapp.experiments._common import percentile
 from labapp.experiments._control import arranged
 from labapp.experiments._control import wait_for_events
+from labapp.units import duration
 
 if TYPE_CHECKING:
     from labapp.stack import Lab
@@ -130,14 +131,15 @@ class LatencyResult:
                 for name, v in rows]
 
     def __repr__(self) -> str:
-        parts = [f"{m} p50 {_ms(self.p50(m))} (p95 {_ms(self.p95(m))})" for m in self.modes]
+        parts = [f"{m} p50 {duration(self.p50(m))} (p95 {duration(self.p95(m))})"
+                 for m in self.modes]
         head = (f"LatencyResult(d={self.duration:g} s, {self.clients} clients, {self.web_threads} "
                 f"web threads: {' · '.join(parts)}")
         tail = []
         if {"inline", "queued"} <= set(self.modes):
             tail.append(f"queued answers {self.speedup:.0f}x sooner")
         if self.completion_times:
-            tail.append(f"but its tasks finish {_ms(percentile(self.completion_times, 50))} "
+            tail.append(f"but its tasks finish {duration(percentile(self.completion_times, 50))} "
                         f"(p50) after enqueue on {self.workers} workers")
         if self.failed:
             tail.append(f"{self.failed} requests failed")
@@ -197,28 +199,28 @@ class LatencyResult:
     def conclusions(self) -> list[str]:
         """What this run showed, in plain sentences with its numbers."""
         out: list[str] = []
-        work = f"{_s(self.duration)} of work"
+        work = f"{duration(self.duration)} of work"
         if "inline" in self.modes:
             inline = self.p50("inline")
             pool = (f"{self.clients} client{'s' if self.clients != 1 else ''} and "
                     f"{self.web_threads} request thread{'s' if self.web_threads != 1 else ''}")
             if self.waits_for_threads:
-                out.append(f"With {pool}, an inline request took {_s(inline)} (median) for "
-                           f"{work}: about {_s(self.thread_wait)} of it was waiting for a free "
-                           f"request thread.")
+                out.append(f"With {pool}, an inline request took {duration(inline)} (median) for "
+                           f"{work}: about {duration(self.thread_wait)} of it was waiting for a "
+                           f"free request thread.")
             else:
                 why = (" (there were enough threads for every client)"
                        if self.clients <= self.web_threads else "")
-                out.append(f"With {pool}, an inline request took {_s(inline)} (median) for "
+                out.append(f"With {pool}, an inline request took {duration(inline)} (median) for "
                            f"{work}: it hardly waited for a thread this time{why}.")
         for mode in self.probes:
             probe = self.probe_latencies(mode)
             if not probe:
                 continue
-            idle = (f", against {_s(self.p50('hello'))} when nothing else ran"
+            idle = (f", against {duration(self.p50('hello'))} when nothing else ran"
                     if "hello" in self.modes else "")
             line = (f"An empty request (/api/hello) sent while the {mode} requests ran took "
-                    f"{_s(percentile(probe, 50))} (median of {len(probe)}){idle}")
+                    f"{duration(percentile(probe, 50))} (median of {len(probe)}){idle}")
             if mode == "inline":
                 line += (": slow work in the handler made everybody wait."
                          if self.others_wait else
@@ -229,22 +231,22 @@ class LatencyResult:
         if {"inline", "queued"} <= set(self.modes):
             queued, inline = self.p50("queued"), self.p50("inline")
             if self.queued_sooner:
-                out.append(f"A queued request answered in {_s(queued)} (median), "
+                out.append(f"A queued request answered in {duration(queued)} (median), "
                            f"{inline / queued:.0f}x sooner than inline: it only writes a "
                            "message to the broker.")
             else:
-                out.append(f"This run, a queued request ({_s(queued)}) was not clearly faster "
-                           f"than an inline one ({_s(inline)}): with so little work there is "
+                out.append(f"This run, a queued request ({duration(queued)}) was not clearly "
+                           f"faster than an inline one ({duration(inline)}): with so little work there is "
                            "little to hand off.")
         done = self.completion_times
         if done:
             p50 = percentile(done, 50)
             if self.work_not_faster:
-                out.append(f"The queued tasks themselves finished {_s(p50)} after they were "
+                out.append(f"The queued tasks themselves finished {duration(p50)} after they were "
                            f"enqueued (median, {self.workers} workers): the work took as long "
                            "as ever, plus its wait in the queue.")
             else:
-                out.append(f"The queued tasks finished {_s(p50)} after they were enqueued "
+                out.append(f"The queued tasks finished {duration(p50)} after they were enqueued "
                            f"(median), sooner than {work}: the clock readings look wrong; run "
                            "it again.")
             missing = len(self.completions) - len(done)
@@ -253,21 +255,6 @@ class LatencyResult:
         if self.failed:
             out.append(f"{self.failed} requests got no 2xx answer.")
         return out
-
-
-def _s(seconds: float) -> str:
-    """Seconds in a short human form: ``0.81 s``, ``203 ms``, ``2.4 ms``."""
-    if seconds != seconds:
-        return "n/a"
-    if abs(seconds) >= 0.9995:
-        return f"{seconds:.2f} s"
-    return _ms(seconds)
-
-
-def _ms(seconds: float) -> str:
-    if seconds != seconds:
-        return "n/a"
-    return f"{seconds * 1e3:.0f} ms" if seconds >= 0.0995 else f"{seconds * 1e3:.1f} ms"
 
 
 def run_load(lab: Lab, phases: list[dict[str, Any]], label: str = "requests",
@@ -446,7 +433,7 @@ class OverheadResult:
     def conclusions(self) -> list[str]:
         """What this run showed, in plain sentences with its numbers."""
         job = f"a {self.task_seconds * 1e3:g} ms job"
-        done = ", ".join(f"{_MODE_WORDS.get(m, m)} {_s(self.p50(m))}" for m in self.samples)
+        done = ", ".join(f"{_MODE_WORDS.get(m, m)} {duration(self.p50(m))}" for m in self.samples)
         out = [f"Until {job} was done (median of {len(self.done('inline'))} runs): {done}."]
         extra = self.extra_ms.get("queue", float("nan"))
         if self.teaches_overhead:
@@ -458,7 +445,7 @@ class OverheadResult:
                        "inline): the machine was probably busy with something else; run it "
                        "again.")
         blocked = percentile(self.blocked("queue"), 50)
-        out.append(f"The caller itself was blocked only {_s(blocked)} by the enqueue.")
+        out.append(f"The caller itself was blocked only {duration(blocked)} by the enqueue.")
         return out
 
 

@@ -28,6 +28,7 @@ from labapp.experiments.latency import LatencyResult
 from labapp.experiments.latency import latency
 from labapp.experiments.survival import StopResult
 from labapp.experiments.survival import flask_stopped
+from labapp.units import duration
 
 if TYPE_CHECKING:
     from labapp.stack import Lab
@@ -36,10 +37,6 @@ logger = logging.getLogger(__name__)
 
 #: 07's belief 1: eight requests (4 users clicking twice) for 0.3 s of work, 4 web threads
 NOTEBOOK_FASTER = {"duration": 0.3, "clients": 4, "requests_per_client": 2, "web_threads": 4}
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.0f} ms" if seconds >= 0.0995 else f"{seconds * 1e3:.1f} ms"
 
 
 # ----------------------------------------------------------------------------- belief 1
@@ -72,22 +69,23 @@ class FasterResult:
         r = self.latency
         inline, queued = statistics.median(self.inline_done), statistics.median(self.queued_done)
         work = statistics.median(self.worker_seconds)
-        out = [f"From the click until the work was finished (median): inline {_ms(inline)}, "
-               f"queued {_ms(queued)}: the queued work finished "
+        out = [f"From the click until the work was finished (median): inline {duration(inline)}, "
+               f"queued {duration(queued)}: the queued work finished "
                f"{'later' if queued >= inline else 'sooner'}."]
         same = abs(work - r.duration) <= 0.1 * r.duration + 0.01
-        out.append(f"The work itself ran {_ms(work)} in a worker for {r.duration:g} s of work: "
+        out.append(f"The work itself ran {duration(work)} in a worker for {r.duration:g} s of "
+                   "work: "
                    + ("the same time it takes inside the request." if same else
                       "not the time it takes inside the request (a busy machine?)."))
         if queued >= inline:
             out.append(f"{len(self.queued_done)} tasks arrived at once for {r.workers} worker"
                        f"{'s' * (r.workers != 1)}, so most waited in the queue: the last "
-                       f"finished {_ms(max(self.queued_done))} after its click.")
+                       f"finished {duration(max(self.queued_done))} after its click.")
         else:
             out.append(f"With {r.workers} workers for {len(self.queued_done)} tasks, hardly any "
                        "waited, and the inline requests paid HTTP and thread waiting on top.")
-        out.append(f"What did come sooner is the response: {_ms(r.p50('queued'))} "
-                   f"instead of {_ms(r.p50('inline'))} (median), {r.speedup:.0f}x sooner.")
+        out.append(f"What did come sooner is the response: {duration(r.p50('queued'))} "
+                   f"instead of {duration(r.p50('inline'))} (median), {r.speedup:.0f}x sooner.")
         return out
 
     @property

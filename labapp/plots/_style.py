@@ -94,12 +94,3 @@ def tidy(ax: Any) -> None:
     ax.title.set_fontsize(FONT_SIZE + 1)
     ax.xaxis.label.set_fontsize(FONT_SIZE)
     ax.yaxis.label.set_fontsize(FONT_SIZE)
-
-
-def ms(seconds: float) -> str:
-    """Seconds as a short, human label: ``803 ms``, ``4.1 ms``, ``1.25 s``."""
-    if seconds != seconds:
-        return "n/a"
-    if seconds >= 1:
-        return f"{seconds:.2f} s"
-    return f"{seconds * 1e3:.0f} ms" if seconds >= 0.0995 else f"{seconds * 1e3:.1f} ms"

@@ -15,8 +15,8 @@ from matplotlib.patches import Patch
 
 from labapp.plots._style import colour_word
 from labapp.plots._style import figure
-from labapp.plots._style import ms
 from labapp.plots._style import role
+from labapp.units import duration
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +41,16 @@ def _lines(result: Any) -> list[tuple[str, str, str, str, list[float]]]:
         values = result.latencies(mode)
         if values:
             lines.append((mode, "request", LABELS.get(mode, mode),
-                          f"p50 {ms(result.p50(mode))}, p95 {ms(result.p95(mode))}", values))
+                          f"p50 {duration(result.p50(mode))}, "
+                          f"p95 {duration(result.p95(mode))}", values))
     for mode in getattr(result, "probes", []):
         values = result.probe_latencies(mode)
         if values:
             lines.append((mode, "probe", f"empty request while the {mode} requests ran",
-                          f"p50 {ms(float(np.median(values)))}", values))
+                          f"p50 {duration(float(np.median(values)))}", values))
     done = result.completion_times
     if done:
-        lines.append(("done", "done", DONE_LABEL, f"p50 {ms(float(np.median(done)))}", done))
+        lines.append(("done", "done", DONE_LABEL, f"p50 {duration(float(np.median(done)))}", done))
     return lines
 
 
@@ -88,8 +89,8 @@ def latency_table(result: Any) -> str:
     width = max(len(r["what"]) for r in rows)
     lines = [f"{'':{width}}  {'n':>5}  {'p50':>9}  {'p95':>9}  {'max':>9}"]
     for r in rows:
-        lines.append(f"{r['what']:{width}}  {r['n']:>5}  {ms(r['p50_ms'] / 1e3):>9}  "
-                     f"{ms(r['p95_ms'] / 1e3):>9}  {ms(r['max_ms'] / 1e3):>9}")
+        lines.append(f"{r['what']:{width}}  {r['n']:>5}  {duration(r['p50_ms'] / 1e3):>9}  "
+                     f"{duration(r['p95_ms'] / 1e3):>9}  {duration(r['max_ms'] / 1e3):>9}")
     return "\n".join(lines)
 
 
