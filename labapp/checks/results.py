@@ -39,9 +39,11 @@ logger = logging.getLogger(__name__)
 # Serves the learner's app in a process of its own, as in production and as notebook 04
 # does, so that stopping that process is a real deploy: whatever lived only in it is gone.
 _SERVE = """
+import os
 import sys
 from pathlib import Path
 from waitress.server import create_server
+sys.path.append(os.environ["LAB_TASK_PATH"])  # the notebook's folder, as for the lab's own web app
 import ex04_app
 server = create_server(ex04_app.create_app(), host="127.0.0.1", port=0, threads=4)
 Path(sys.argv[1]).write_text(str(server.effective_port))
