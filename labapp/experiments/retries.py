@@ -338,21 +338,11 @@ def retries(lab: Lab, fail_times: int = 2, retry_delay: float = 1.0, backoff: fl
                          f"{', '.join(STRATEGIES)}")
     if lab.config.workers < 1:
         raise ValueError("retries needs at least 1 worker: run lab.scale(2) first")
-    attempts = min(fail_times, retries)
-    # the longest any strategy may wait: jitter's delays are at most (1 + jitter) × backoff's
-    scale = {"none": 0.0, "fixed": 1.0, "backoff": 1.0, "jitter": 1.0 + jitter}
-    planned = max(sum(retry_delay * scale[s] * (1.0 if s == "fixed" else backoff) ** i
-                      for i in range(attempts)) for s in strategies) + attempts * SCHEDULER_TICK
+    planned = _planned_wait(strategies, min(fail_times, retries), retry_delay, backoff, jitter)
     if planned > BUDGET:
         raise ValueError(f"retry_delay/backoff/fail_times add up to about {planned:.0f} s of "
                          f"waiting, allowed up to {BUDGET:.0f} s; lower them")
-    options = {"none": {"retries": 0},
-               "fixed": {"retries": retries, "retry_delay": retry_delay},
-               "backoff": {"retries": retries, "retry_delay": retry_delay,
-                           "retry_backoff": backoff},
-               # Huey has no jitter: this task asks for each retry itself (RetryTask)
-               "jitter": {"max_retries": retries, "base": retry_delay, "factor": backoff,
-                          "jitter": jitter, "seed": seed}}
+    options = _task_options(retries, retry_delay, backoff, jitter, seed)
     # Fixed keys (not per run), so jitter's seeded delays repeat; their counters are
     # deleted before and after the run (arranged() has emptied queue and schedule).
     keys = {(s, c): f"retries-{s}-{c}" for c in range(clients) for s in strategies}
@@ -367,20 +357,43 @@ def retries(lab: Lab, fail_times: int = 2, retry_delay: float = 1.0, backoff: fl
         evs = wait_for_events(lab, cursor, ids, timeout=planned + 10 + 2 * SCHEDULER_TICK,
                               label="retries")
         lab.redis.delete(*counters)
-    runs = []
-    for s in strategies:
-        for c in range(clients):
-            h = handles[(s, c)]
-            mine = sorted((e for e in evs if e.task_id == h.id), key=lambda e: e.time)
-            opts = options[s]
-            runs.append(StrategyRun(
-                name=s, retries=opts.get("retries", opts.get("max_retries", 0)),
-                retry_delay=opts.get("retry_delay", opts.get("base", 0.0)),
-                retry_backoff=opts.get("retry_backoff", opts.get("factor", 0.0)), task_id=h.id,
-                enqueued=next((e.time for e in mine if e.kind == "enqueued"), float("nan")),
-                attempts=_attempts(mine), final_state=_final_state(mine), client=c,
-                jitter=opts.get("jitter", 0.0), key=keys[(s, c)], seed=seed))
-    return RetriesResult(fail_times, tuple(runs), clients=clients)
+    runs = tuple(_strategy_run(s, c, handles[(s, c)].id, evs, options[s], keys[(s, c)], seed)
+                 for s in strategies for c in range(clients))
+    return RetriesResult(fail_times, runs, clients=clients)
+
+
+def _planned_wait(strategies: Sequence[str], attempts: int, retry_delay: float,
+                  backoff: float, jitter: float) -> float:
+    """Seconds the slowest strategy may wait in all (its delays plus a scheduler tick each)."""
+    # jitter's delays are at most (1 + jitter) × backoff's
+    scale = {"none": 0.0, "fixed": 1.0, "backoff": 1.0, "jitter": 1.0 + jitter}
+    return max(sum(retry_delay * scale[s] * (1.0 if s == "fixed" else backoff) ** i
+                   for i in range(attempts)) for s in strategies) + attempts * SCHEDULER_TICK
+
+
+def _task_options(retries: int, retry_delay: float, backoff: float, jitter: float,
+                  seed: int) -> dict[str, dict[str, Any]]:
+    """The enqueue options of each strategy's task."""
+    return {"none": {"retries": 0},
+            "fixed": {"retries": retries, "retry_delay": retry_delay},
+            "backoff": {"retries": retries, "retry_delay": retry_delay,
+                        "retry_backoff": backoff},
+            # Huey has no jitter: this task asks for each retry itself (RetryTask)
+            "jitter": {"max_retries": retries, "base": retry_delay, "factor": backoff,
+                       "jitter": jitter, "seed": seed}}
+
+
+def _strategy_run(name: str, client: int, task_id: str, evs: list[Any], opts: dict[str, Any],
+                  key: str, seed: int) -> StrategyRun:
+    """One task's run under one strategy, read from its events."""
+    mine = sorted((e for e in evs if e.task_id == task_id), key=lambda e: e.time)
+    return StrategyRun(
+        name=name, retries=opts.get("retries", opts.get("max_retries", 0)),
+        retry_delay=opts.get("retry_delay", opts.get("base", 0.0)),
+        retry_backoff=opts.get("retry_backoff", opts.get("factor", 0.0)), task_id=task_id,
+        enqueued=next((e.time for e in mine if e.kind == "enqueued"), float("nan")),
+        attempts=_attempts(mine), final_state=_final_state(mine), client=client,
+        jitter=opts.get("jitter", 0.0), key=key, seed=seed)
 
 
 def _attempts(evs: list[Any]) -> tuple[RetryAttempt, ...]:
