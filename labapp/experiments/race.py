@@ -21,6 +21,8 @@ from labapp.experiments._common import check_range
 from labapp.experiments._control import arranged
 
 if TYPE_CHECKING:
+    from huey.api import Huey, Result
+
     from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
@@ -171,26 +173,34 @@ def race(lab: Lab, repetitions: int = 20, workers: int = 2,
         for strategy in strategies:
             for rep in range(repetitions):
                 key = f"{tag}-{strategy}-{rep}"
-                a = tasks.signature("step_a", {"key": key, "seconds": a_seconds})
-                if strategy == "pipeline":
-                    handles = list(huey.enqueue(a.then(tasks.TASKS["step_b"], key)))
-                    b_id, order = handles[1].id, "A→B"
-                else:
-                    if strategy == "wait_result":
-                        b = tasks.signature("step_b_after", {"key": key, "after": a.id,
-                                                             "timeout": timeout})
-                    else:
-                        b = tasks.signature("step_b", {"key": key})
-                    b_first = strategy != "a_first" and rng.random() < 0.5
-                    first, second = (b, a) if b_first else (a, b)
-                    handles = [huey.enqueue(first), huey.enqueue(second)]
-                    b_id, order = b.id, ("B,A" if b_first else "A,B")
+                handles, order, a_id, b_id = _enqueue_pair(huey, strategy, key, a_seconds,
+                                                           timeout, rng)
                 if not lab.wait(handles, timeout=timeout + a_seconds + 5):
                     logger.warning("race pair %s did not finish in time", key)
-                pairs.append((strategy, rep, key, order, a.id, b_id))
+                pairs.append((strategy, rep, key, order, a_id, b_id))
                 progress.update(1, strategy)
     return RaceResult(workers=workers, a_seconds=a_seconds, seed=seed, strategies=strategies,
                       runs=_collect(lab, pairs, outcomes_key, cursor))
+
+
+def _enqueue_pair(huey: Huey, strategy: str, key: str, a_seconds: float, timeout: float,
+                  rng: random.Random) -> tuple[list[Result], str, str, str]:
+    """Enqueue one A→B pair the ``strategy``'s way: its handles, the order sent, A's and B's ids.
+
+    ``pipeline`` lets Huey enqueue B when A completes; the others send both at once, B first
+    at random (never for ``a_first``); ``wait_result``'s B waits for A's result itself.
+    """
+    a = tasks.signature("step_a", {"key": key, "seconds": a_seconds})
+    if strategy == "pipeline":
+        handles = list(huey.enqueue(a.then(tasks.TASKS["step_b"], key)))
+        return handles, "A→B", a.id, handles[1].id
+    if strategy == "wait_result":
+        b = tasks.signature("step_b_after", {"key": key, "after": a.id, "timeout": timeout})
+    else:
+        b = tasks.signature("step_b", {"key": key})
+    b_first = strategy != "a_first" and rng.random() < 0.5
+    first, second = (b, a) if b_first else (a, b)
+    return [huey.enqueue(first), huey.enqueue(second)], ("B,A" if b_first else "A,B"), a.id, b.id
 
 
 def _collect(lab: Lab, pairs: list[tuple[str, int, str, str, str, str]],
