@@ -181,6 +181,25 @@ def check_report_endpoint(lab: Lab) -> tuple[str, dict[str, Any]]:
     cursor = lab.cursor()
     rand = draw()
     users = [f"u{rand.randrange(10**6):06d}" for _ in range(12)]
+    samples, failures = _post_reports(app, users)
+    if len(samples) < len(users):
+        raise NotYet(f"only {len(samples)} of {len(users)} requests were answered within 30 s")
+    median = statistics.median(s[2] for s in samples.values())
+    statuses = sorted({s[0] for s in samples.values()})
+    details: dict[str, Any] = {"users": users, "median_ms": round(median * 1000, 1),
+                               "statuses": statuses}
+    answered = _answered_ids(samples, failures, statuses, median, details)
+    _judge_jobs(lab, cursor, users, answered, details)
+    return (f"12 requests from 4 clients: median {duration(median)}, all 202 with their task "
+            "ids, and the workers built all 12 reports", details)
+
+
+def _post_reports(app: Any, users: list[str]
+                  ) -> tuple[dict[str, tuple[int, bytes, float]], list[BaseException]]:
+    """POST /report/<user> for every user from 4 clients at once, the app on 2 request threads.
+
+    Returns ``{user: (status, body, seconds)}`` and the exceptions the app's handler raised.
+    """
     failures: list[BaseException] = []
 
     def record_failure(sender: Any, exception: BaseException, **_: Any) -> None:
@@ -203,12 +222,12 @@ def check_report_endpoint(lab: Lab) -> tuple[str, dict[str, Any]]:
     finally:
         for lg, level in zip(quiet, levels):
             lg.setLevel(level)
-    if len(samples) < len(users):
-        raise NotYet(f"only {len(samples)} of {len(users)} requests were answered within 30 s")
-    median = statistics.median(s[2] for s in samples.values())
-    statuses = sorted({s[0] for s in samples.values()})
-    details: dict[str, Any] = {"users": users, "median_ms": round(median * 1000, 1),
-                               "statuses": statuses}
+    return samples, failures
+
+
+def _answered_ids(samples: dict[str, tuple[int, bytes, float]], failures: list[BaseException],
+                  statuses: list[int], median: float, details: dict[str, Any]) -> dict[str, str]:
+    """The task id each response gave, once the responses look right (else :class:`NotYet`)."""
     if failures:
         exc = failures[0]
         raise NotYet(f"POST /report/<user> answered 500: your handler raised "
@@ -231,6 +250,13 @@ def check_report_endpoint(lab: Lab) -> tuple[str, dict[str, Any]]:
         except (ValueError, KeyError, TypeError):
             raise NotYet("answer with JSON holding the task id under 'id', so the page can ask "
                          "about the task later", **details) from None
+    return answered
+
+
+def _judge_jobs(lab: Lab, cursor: str, users: list[str], answered: dict[str, str],
+                details: dict[str, Any]) -> None:
+    """Each request enqueued one build_report for its user, gave that job's id, and a worker
+    built it (else :class:`NotYet`)."""
     # Which task did each request enqueue? (the producer records 'enqueued' before returning)
     mine = lambda: lab.events(since=cursor)  # noqa: E731
     jobs = {u: enqueued_with(mine(), "build_report", repr(u)) for u in users}
@@ -262,8 +288,6 @@ def check_report_endpoint(lab: Lab) -> tuple[str, dict[str, Any]]:
         if on_worker(evs, "complete", pids) is None:
             raise NotYet(f"the report for {user} was not built by a worker: let the workers "
                          "run it", **details)
-    return (f"12 requests from 4 clients: median {duration(median)}, all 202 with their task ids, "
-            "and the workers built all 12 reports", details)
 
 
 # --------------------------------------------------------------------------- 03
