@@ -240,7 +240,37 @@ def run_notebook(path: Path, timeout: float, slot: int = 0, sandboxed: bool | No
     nbformat.write(nb, submission)
     settings: dict[str, Any] = {"exercises": expected, "nonce": nonce, "timeout": timeout,
                                 "check_timeout": check_timeout, "max_output": MAX_OUTPUT}
+    proc = _start_runner(settings, host, key, token, sandboxed, slot)
+    out = _Tail(proc.stdout, 4 * MAX_OUTPUT + 2 * MAX_NOTEBOOK)
+    err = _Tail(proc.stderr, 4000)
+    limit = timeout + check_timeout + STARTUP_GRACE
+    killed = False
+    try:
+        proc.wait(limit)
+    except subprocess.TimeoutExpired:
+        killed = True
+    finally:
+        _kill(proc, "" if sandboxed else token)
+        proc.wait()
+    result = _result(out.text())
+    stderr = err.text().strip()
+    shutil.rmtree(host, ignore_errors=True)
+    run = NotebookRun(path.name, expected, {}, seconds=time.monotonic() - start, notebook=nb,
+                      sandboxed=bool(sandboxed))
+    if result is None:
+        run.problem, run.reason = _why_no_result(killed, limit, proc.returncode, stderr)
+        return run
+    return _judge(run, result, key, nonce, timeout)
+
+
+def _start_runner(settings: dict[str, Any], host: Path, key: bytes, token: str,
+                  sandboxed: bool, slot: int) -> subprocess.Popen[bytes]:
+    """Start ``labapp.gradeexec`` on ``host/submission.ipynb``: in the sandbox, or else as
+    this user without the lab's settings (``CLEAN_ENV``) and with process limits. The key
+    that signs check results reaches it through an inherited pipe (sandbox) or a 0600 file,
+    never on its command line."""
     argv = [sys.executable, "-m", "labapp.gradeexec"]
+    submission = host / "submission.ipynb"
     key_read, key_write = os.pipe()
     try:
         if sandboxed:
@@ -264,40 +294,25 @@ def run_notebook(path: Path, timeout: float, slot: int = 0, sandboxed: bool | No
             cmd = argv + [json.dumps(settings)]
         os.close(key_write)
         key_write = -1
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env=env, start_new_session=True,
                                 pass_fds=(key_read,) if sandboxed else (), cwd=host)
     finally:
         os.close(key_read)
         if key_write >= 0:
             os.close(key_write)
-    out = _Tail(proc.stdout, 4 * MAX_OUTPUT + 2 * MAX_NOTEBOOK)
-    err = _Tail(proc.stderr, 4000)
-    limit = timeout + check_timeout + STARTUP_GRACE
-    killed = False
-    try:
-        proc.wait(limit)
-    except subprocess.TimeoutExpired:
-        killed = True
-    finally:
-        _kill(proc, "" if sandboxed else token)
-        proc.wait()
-    result = _result(out.text())
-    stderr = err.text().strip()
-    shutil.rmtree(host, ignore_errors=True)
-    run = NotebookRun(path.name, expected, {}, seconds=time.monotonic() - start, notebook=nb,
-                      sandboxed=bool(sandboxed))
-    if result is None:
-        if killed:
-            run.problem, run.reason = "timeout", f"still running after {limit:g} s: stopped"
-        elif proc.returncode and proc.returncode < 0 or proc.returncode in (137, 143):
-            run.problem, run.reason = "killed its grader", (
-                "the notebook killed the process that ran it (e.g. os.kill(os.getppid(), 9))")
-        else:
-            last = (stderr.splitlines() or [f"exit status {proc.returncode}"])[-1][:200]
-            run.problem, run.reason = "error", f"the run ended without a result ({last})"
-        return run
-    return _judge(run, result, key, nonce, timeout)
+
+
+def _why_no_result(killed: bool, limit: float, returncode: int | None,
+                   stderr: str) -> tuple[str, str]:
+    """``(problem, reason)`` of a run that printed no signed result."""
+    if killed:
+        return "timeout", f"still running after {limit:g} s: stopped"
+    if returncode and returncode < 0 or returncode in (137, 143):
+        return "killed its grader", (
+            "the notebook killed the process that ran it (e.g. os.kill(os.getppid(), 9))")
+    last = (stderr.splitlines() or [f"exit status {returncode}"])[-1][:200]
+    return "error", f"the run ended without a result ({last})"
 
 
 def _fallback_limits() -> dict[str, int]:
