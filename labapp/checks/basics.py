@@ -72,12 +72,8 @@ def check_pending_jobs(lab: Lab, pending_jobs: Any = None,
             name = rand.choice(QUEUE_TASKS)
             client.lpush(queue, lab.huey.serialize_task(tasks.signature(name, {})))
 
-    def oldest() -> str | None:
-        raw = client.lindex(queue, -1)
-        return None if raw is None else lab.huey.serializer.deserialize(raw).name.rsplit(".", 1)[-1]
-
-    def newest() -> str | None:
-        raw = client.lindex(queue, 0)
+    def name_at(index: int) -> str | None:  # -1: the oldest job (RPOP's end), 0: the newest
+        raw = client.lindex(queue, index)
         return None if raw is None else lab.huey.serializer.deserialize(raw).name.rsplit(".", 1)[-1]
 
     plan = [("filled", rand.randint(5, 30)), ("more jobs arrived", rand.randint(3, 12)),
@@ -88,13 +84,13 @@ def check_pending_jobs(lab: Lab, pending_jobs: Any = None,
                 client.delete(queue)
             elif change > 0:
                 push(change)
-                while oldest() == newest():  # so that "which end" makes a difference
+                while name_at(-1) == name_at(0):  # so that "which end" makes a difference
                     push(1)
             else:
                 for _ in range(-change):
                     client.rpop(queue)  # a worker takes the oldest job (Huey: BRPOP)
             before = client.lrange(queue, 0, -1)
-            truth = {"step": what, "waiting": len(before), "next": oldest(),
+            truth = {"step": what, "waiting": len(before), "next": name_at(-1),
                      "lab_queue": lab.queue_length()}
             steps.append(truth)
             count = call("pending_jobs(client, queue)", count_fn, client, queue)
@@ -104,37 +100,43 @@ def check_pending_jobs(lab: Lab, pending_jobs: Any = None,
                 raise NotYet(f"the list lost or gained jobs while your functions ran ({what}): "
                              "read it without taking anything (LLEN, LINDEX read; RPOP, LPOP "
                              "and BRPOP take)", steps=steps)
-            if unsolved(count) or isinstance(count, bool) or not isinstance(count, int):
-                raise NotYet(f"pending_jobs returned {count!r}: return the number of waiting "
-                             "jobs as an int", steps=steps)
-            if count != truth["waiting"]:
-                if count == truth["lab_queue"] and truth["waiting"] != truth["lab_queue"]:
-                    raise NotYet("pending_jobs counted the lab's own queue, not the list it was "
-                                 "given: use the redis client and queue key passed to it",
-                                 steps=steps)
-                raise NotYet(f"pending_jobs returned {count} after the queue was {what}, which is "
-                             "not what the list held: ask the server for the length of the list "
-                             "named by `queue` (notebook 01, 'Look inside the broker')",
-                             steps=steps)
-            if truth["next"] is None:
-                if name is not None:
-                    raise NotYet(f"with nothing waiting, next_task returned {name!r}: return None "
-                                 "when the list is empty", steps=steps)
-                continue
-            if _task_name(name) != truth["next"]:
-                hint = (f"next_task returned {name!r}: return the task name of the job a worker "
-                        "takes next (deserialize it with lab.huey.serializer and read .name)")
-                if _task_name(name) == newest():
-                    hint = (f"next_task named the job added last ({name!r}): Huey adds jobs on one "
-                            "end of the list and workers take them from the other; which end is "
-                            "the oldest?")
-                raise NotYet(hint, steps=steps)
+            _judge_step(count, name, truth, name_at(0), steps)
     finally:
         client.delete(queue)
         client.close()
     counts = ", ".join(str(s["waiting"]) for s in steps)
     return (f"a private queue of {counts} jobs was counted right each time, and the next job named "
             "right, without taking any", {"steps": steps})
+
+
+def _judge_step(count: Any, name: Any, truth: dict[str, Any], newest: str | None,
+                steps: list[dict[str, Any]]) -> None:
+    """The answers after one change of the queue, against what it held (else :class:`NotYet`)."""
+    if unsolved(count) or isinstance(count, bool) or not isinstance(count, int):
+        raise NotYet(f"pending_jobs returned {count!r}: return the number of waiting "
+                     "jobs as an int", steps=steps)
+    if count != truth["waiting"]:
+        if count == truth["lab_queue"] and truth["waiting"] != truth["lab_queue"]:
+            raise NotYet("pending_jobs counted the lab's own queue, not the list it was "
+                         "given: use the redis client and queue key passed to it",
+                         steps=steps)
+        raise NotYet(f"pending_jobs returned {count} after the queue was {truth['step']}, "
+                     "which is not what the list held: ask the server for the length of the "
+                     "list named by `queue` (notebook 01, 'Look inside the broker')",
+                     steps=steps)
+    if truth["next"] is None:
+        if name is not None:
+            raise NotYet(f"with nothing waiting, next_task returned {name!r}: return None "
+                         "when the list is empty", steps=steps)
+        return
+    if _task_name(name) != truth["next"]:
+        hint = (f"next_task returned {name!r}: return the task name of the job a worker "
+                "takes next (deserialize it with lab.huey.serializer and read .name)")
+        if _task_name(name) == newest:
+            hint = (f"next_task named the job added last ({name!r}): Huey adds jobs on one "
+                    "end of the list and workers take them from the other; which end is "
+                    "the oldest?")
+        raise NotYet(hint, steps=steps)
 
 
 # --------------------------------------------------------------------------- 02
