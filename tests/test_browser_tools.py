@@ -4,26 +4,15 @@ Screenshots go to ``test-artifacts/browser-04-*.png`` for a person to look at.
 """
 from __future__ import annotations
 
-
 import pytest
 
-from tests.jupyter_proc import JupyterServer
 from tests.browser_fixtures import IDLE
 from tests.browser_fixtures import SECONDS
 from tests.browser_fixtures import open_notebook
 from tests.browser_fixtures import shot
 
+# ``jupyter_lab`` serves a copy of it: its thread_app.py and sent.txt stay out of the repo.
 NOTEBOOK = "notebooks/04_tools.ipynb"
-
-
-@pytest.fixture
-def lab04(tmp_path, workspace):
-    """JupyterLab on a copy of notebook 04 (its thread_app.py and sent.txt stay out of the repo)."""
-    env = {"LAB_AUTO_PREDICT": "", "LAB_RUN_DIR": str(tmp_path / "labs")}
-    server = JupyterServer(tmp_path / "jupyter", app="lab", env=env, root_dir=workspace)
-    with server:
-        yield server
-    assert not server.survivors(), f"the Jupyter server or a kernel survived: {server.survivors()}"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -50,9 +39,9 @@ def commit(page, nth: int, answer: str, reveal_s: float):
     return predict
 
 
-def test_notebook_04_as_a_learner(lab04, browser):
+def test_notebook_04_as_a_learner(jupyter_lab, browser):
     page = browser.new_page()
-    open_notebook(page, lab04, NOTEBOOK)
+    open_notebook(page, jupyter_lab, NOTEBOOK)
     cells = page.locator(".jp-Notebook .jp-Cell")
     sources = [cells.nth(i).inner_text() for i in range(cells.count())]
     code = [i for i, s in enumerate(sources) if "Lab.start(" in s or "Predict(" in s
