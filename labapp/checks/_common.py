@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import dataclasses
-import logging
 import random
 import time
 import uuid
@@ -23,8 +22,6 @@ from labapp.config import ConfigError
 
 if TYPE_CHECKING:
     from labapp.stack import Lab
-
-logger = logging.getLogger(__name__)
 
 STUB_HINT = "replace the stub in the '# Your code here' cell with your code, run it, then check again"
 

@@ -6,7 +6,6 @@ measure exactly what the check measures.
 from __future__ import annotations
 
 import json
-import logging
 import re
 import statistics
 import time
@@ -32,8 +31,6 @@ from labapp.units import duration
 
 if TYPE_CHECKING:
     from labapp.stack import Lab
-
-logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- 08

@@ -36,8 +36,6 @@ from labapp.units import duration
 if TYPE_CHECKING:
     from labapp.stack import Lab
 
-logger = logging.getLogger(__name__)
-
 
 # --------------------------------------------------------------------------- 01
 QUEUE_TASKS = ("sleep", "noop", "send_email", "cpu", "record", "flaky")

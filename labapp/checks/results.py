@@ -1,7 +1,6 @@
 """Checks for exercises 04-05: a signup email that survives a deploy, and retries with backoff."""
 from __future__ import annotations
 
-import logging
 import signal
 import statistics
 import sys
@@ -31,8 +30,6 @@ from labapp.units import duration
 
 if TYPE_CHECKING:
     from labapp.stack import Lab
-
-logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- 04

@@ -1,7 +1,6 @@
 """Checks for exercises 06-07: the smallest worker count for a load, and end-to-end time."""
 from __future__ import annotations
 
-import logging
 import math
 import time
 from typing import TYPE_CHECKING, Any
@@ -18,8 +17,6 @@ from labapp.experiments._control import arranged
 
 if TYPE_CHECKING:
     from labapp.stack import Lab
-
-logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- 06

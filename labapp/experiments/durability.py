@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import math
 import time
 from typing import TYPE_CHECKING, Any, Sequence
@@ -29,8 +28,6 @@ from labapp.experiments._control import arranged
 
 if TYPE_CHECKING:
     from labapp.stack import Lab
-
-logger = logging.getLogger(__name__)
 
 MODES = ("memory", "aof_everysec", "aof_always")
 RABBIT_MODES = ("rabbitmq_durable", "rabbitmq_durable_queue", "rabbitmq_transient")

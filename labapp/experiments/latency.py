@@ -15,7 +15,6 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import json
-import logging
 import math
 import subprocess
 import sys
@@ -33,8 +32,6 @@ from labapp.units import duration
 
 if TYPE_CHECKING:
     from labapp.stack import Lab
-
-logger = logging.getLogger(__name__)
 
 MODES = {  # mode -> (method, path template); {task} is the task that is timed
     "hello": ("GET", "/api/hello"),

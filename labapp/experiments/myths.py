@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import statistics
 import time
 import urllib.request
@@ -22,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from labapp import events
 from labapp.experiments._common import check_range
 from labapp.experiments._control import arranged
-from labapp.experiments._control import require_running
 from labapp.experiments._control import wait_for_events
 from labapp.experiments.latency import LatencyResult
 from labapp.experiments.latency import latency
@@ -32,8 +30,6 @@ from labapp.units import duration
 
 if TYPE_CHECKING:
     from labapp.stack import Lab
-
-logger = logging.getLogger(__name__)
 
 #: 07's belief 1: eight requests (4 users clicking twice) for 0.3 s of work, 4 web threads
 NOTEBOOK_FASTER = {"duration": 0.3, "clients": 4, "requests_per_client": 2, "web_threads": 4}

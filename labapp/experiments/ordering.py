@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import logging
 import random
 import time
 from typing import TYPE_CHECKING, Any, Sequence
@@ -26,8 +25,6 @@ from labapp.experiments._control import wait_for_events
 
 if TYPE_CHECKING:
     from labapp.stack import Lab
-
-logger = logging.getLogger(__name__)
 
 BUDGET = 120.0  # seconds of planned work allowed; beyond that: ValueError
 

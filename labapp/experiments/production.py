@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import logging
 import shlex
 import signal
 import tempfile
@@ -25,8 +24,6 @@ from labapp.experiments._common import check_range
 
 if TYPE_CHECKING:
     from labapp.stack import Lab
-
-logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass

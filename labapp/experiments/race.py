@@ -82,12 +82,6 @@ class RaceResult:
         return {s: len(self.for_strategy(s)) for s in self.strategies}
 
     @property
-    def failure_rate(self) -> dict[str, float]:
-        """Fraction of repetitions that failed, per strategy."""
-        reps = self.repetitions
-        return {s: (f / reps[s] if reps[s] else math.nan) for s, f in self.failures.items()}
-
-    @property
     def fixes_that_reached_zero(self) -> list[str]:
         """The explicit-dependency strategies (pipeline, wait_result) with no miss in this run."""
         return [s for s in ("pipeline", "wait_result")

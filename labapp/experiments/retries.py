@@ -14,7 +14,6 @@ together, like many users of one service that just went down: the thundering her
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -26,8 +25,6 @@ from labapp.experiments._control import wait_for_events
 
 if TYPE_CHECKING:
     from labapp.stack import Lab
-
-logger = logging.getLogger(__name__)
 
 SCHEDULER_TICK = 1.0  # seconds between the consumer's schedule reads (huey_consumer -s)
 BUDGET = 120.0

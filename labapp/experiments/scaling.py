@@ -8,7 +8,6 @@ as many CPUs as this process may use (:func:`available_cpus`: affinity and cgrou
 from __future__ import annotations
 
 import dataclasses
-import logging
 import statistics
 import time
 from typing import TYPE_CHECKING, Any, Sequence
@@ -24,8 +23,6 @@ from labapp.experiments._control import wait_for_events
 
 if TYPE_CHECKING:
     from labapp.stack import Lab
-
-logger = logging.getLogger(__name__)
 
 BUDGET = 180.0
 TASKS_PER_WORKER = 10  # default run length: each worker gets this many tasks

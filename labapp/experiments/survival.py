@@ -20,7 +20,6 @@ import collections
 import dataclasses
 import http.client
 import json
-import logging
 import os
 import shlex
 import signal
@@ -39,8 +38,6 @@ from labapp.experiments._control import settle
 
 if TYPE_CHECKING:
     from labapp.stack import Lab
-
-logger = logging.getLogger(__name__)
 
 PROBE_EVERY = 0.1       # seconds between two /api/hello probes
 PROBE_TIMEOUT = 2.0     # a probe that gets no answer in this time counts as unanswered

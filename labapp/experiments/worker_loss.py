@@ -65,11 +65,6 @@ class LossPhase:
         done = set(self.completed)
         return [t for t in self.task_ids if t not in done]
 
-    @property
-    def lost_while_executing(self) -> list[str]:
-        """Lost tasks whose events show ``executing`` with nothing after it."""
-        return [t for t in self.lost if self.kinds(t)[-1:] == ["executing"]]
-
 
 @dataclasses.dataclass
 class WorkerLossResult:

@@ -5,12 +5,9 @@ Okabe & Ito's eight colours stay distinguishable for the common colour-vision de
 """
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from matplotlib.figure import Figure
-
-logger = logging.getLogger(__name__)
 
 #: Okabe-Ito colours, by name
 OKABE_ITO = {

@@ -6,7 +6,6 @@ prose that mentions a colour can print it instead of guessing.
 """
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
@@ -17,8 +16,6 @@ from labapp.plots._style import colour_word
 from labapp.plots._style import figure
 from labapp.plots._style import role
 from labapp.units import duration
-
-logger = logging.getLogger(__name__)
 
 LABELS = {"hello": "empty request (/api/hello)", "inline": "inline (work in the request)",
           "queued": "queued (202 + task id)"}

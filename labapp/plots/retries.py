@@ -1,7 +1,6 @@
 """Retry timeline (05): each strategy's attempts over time, failures and the waits between them."""
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from matplotlib.figure import Figure
@@ -9,8 +8,6 @@ from matplotlib.lines import Line2D
 
 from labapp.plots._style import figure
 from labapp.plots._style import role
-
-logger = logging.getLogger(__name__)
 
 HERD_HEIGHT = 0.64  # share of a row that the clients of one strategy fan out over
 

@@ -1,7 +1,6 @@
 """Survival timeline (03, 07): the Flask app's answers and each worker's tasks, around kills and stops."""
 from __future__ import annotations
 
-import logging
 from typing import Any, Mapping, Sequence
 
 from matplotlib.figure import Figure
@@ -12,8 +11,6 @@ from labapp.plots._style import OKABE_ITO
 from labapp.plots._style import colour_word
 from labapp.plots._style import figure
 from labapp.plots._style import role
-
-logger = logging.getLogger(__name__)
 
 
 #: marker, role, words for the legend and for prose (see survival_key)
