@@ -64,6 +64,20 @@ def _seconds(evs: list[Any]) -> float:
     return 0.0
 
 
+def _b_done_before_a_stored(a_runs: list[list[Any]], b_runs: list[list[Any]],
+                            pids: set[int]) -> bool:
+    """Whether B was done before A could have stored its output (events of each run of A, B).
+
+    step_a stores its output ``seconds`` after it starts, so a step_b that read it cannot
+    have finished sooner than that (a causal bound: no timing tolerance).
+    """
+    stored = min(on_worker(evs, "executing", pids).time + _seconds(evs)
+                 for evs in a_runs if on_worker(evs, "executing", pids))
+    b_done = max(on_worker(evs, "complete", pids).time for evs in b_runs
+                 if on_worker(evs, "complete", pids))
+    return b_done < stored
+
+
 @exercise("ex08_race", "08_expert_zone", 'check("ex08_race", run_pair=run_pair)')
 def check_race(lab: Lab, run_pair: Any = None) -> tuple[str, dict[str, Any]]:
     """run_pair(lab, key) on 2 workers: step_b must read after step_a stored, on the workers.
@@ -111,15 +125,7 @@ def check_race(lab: Lab, run_pair: Any = None) -> tuple[str, dict[str, Any]]:
         raise NotYet(f"for {len(no_a or no_b)} of {runs} keys no worker ran {step}: both steps "
                      "must go through the queue (calling a task's function here, or writing "
                      "its key by hand, leaves the workers out)", **details)
-    early = 0
-    for k in keys:
-        # step_a stores its output `seconds` after it starts, so a step_b that read it
-        # cannot have finished sooner than that (a causal bound: no timing tolerance).
-        stored = min(on_worker(evs, "executing", pids).time + _seconds(evs)
-                     for evs in firsts[k] if on_worker(evs, "executing", pids))
-        b_done = max(on_worker(evs, "complete", pids).time for evs in seconds[k]
-                     if on_worker(evs, "complete", pids))
-        early += b_done < stored
+    early = sum(_b_done_before_a_stored(firsts[k], seconds[k], pids) for k in keys)
     details["b_before_a"] = early
     if early:
         raise NotYet(f"for {early} of {runs} keys step_b was done before step_a could have "
