@@ -573,15 +573,7 @@ def grade(path: str | Path, out: str | Path = "grades.csv", timeout: float = 120
     path, out = Path(path), Path(out)
     report = Path(report) if report else out.with_suffix(".md")
     say: Callable[[str], Any] = progress or (lambda line: None)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: give a folder of submissions "
-                                "(one .ipynb or one folder per student) or one notebook")
-    if path.is_file() and path.suffix != ".ipynb":
-        raise ValueError(f"{path} is not a notebook (.ipynb) or a folder of submissions")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"timeout={timeout!r} must be a positive number of seconds")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 16:
-        raise ValueError(f"jobs={jobs!r} must be a whole number from 1 to 16")
+    _check_grade_arguments(path, timeout, jobs)
     folder = runs_folder(out)
     submissions = find_submissions(path, {out.resolve(), report.resolve(), folder.resolve()})
     if not submissions:
@@ -608,14 +600,7 @@ def grade(path: str | Path, out: str | Path = "grades.csv", timeout: float = 120
         else:
             slot = slots.get()
             try:
-                done = []
-                for nb in notebooks:
-                    try:
-                        done.append(run_notebook(nb, timeout, slot, sandboxed))
-                    except Exception as exc:  # noqa: BLE001 - one row, never the class run
-                        logger.exception("grading %s failed", nb)
-                        done.append(NotebookRun(nb.name, [], {}, "error",
-                                                f"the grader failed on it ({exc})"[:200]))
+                done = [_run_safely(nb, timeout, slot, sandboxed) for nb in notebooks]
             finally:
                 slots.put(slot)
         save_student(folder, student, fingerprint, done)
@@ -637,6 +622,28 @@ def grade(path: str | Path, out: str | Path = "grades.csv", timeout: float = 120
     say(f"wrote {out} and {report} (executed notebooks in {folder}/)")
     _class_predictions(path, [nb for s in submissions for nb in s[1]], out.parent, names, say)
     return grades
+
+
+def _check_grade_arguments(path: Path, timeout: Any, jobs: Any) -> None:
+    """One-line errors for what :func:`grade` cannot work with."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: give a folder of submissions "
+                                "(one .ipynb or one folder per student) or one notebook")
+    if path.is_file() and path.suffix != ".ipynb":
+        raise ValueError(f"{path} is not a notebook (.ipynb) or a folder of submissions")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"timeout={timeout!r} must be a positive number of seconds")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 16:
+        raise ValueError(f"jobs={jobs!r} must be a whole number from 1 to 16")
+
+
+def _run_safely(nb: Path, timeout: float, slot: int, sandboxed: bool) -> NotebookRun:
+    """:func:`run_notebook`, with a grader failure turned into that notebook's error row."""
+    try:
+        return run_notebook(nb, timeout, slot, sandboxed)
+    except Exception as exc:  # noqa: BLE001 - one row, never the class run
+        logger.exception("grading %s failed", nb)
+        return NotebookRun(nb.name, [], {}, "error", f"the grader failed on it ({exc})"[:200])
 
 
 def _class_predictions(path: Path, notebooks: list[Path], out_dir: Path, names: bool,
