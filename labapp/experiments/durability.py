@@ -271,6 +271,41 @@ def _crash_lab_broker(lab: Lab, mode: str, n: int) -> DurabilityRun:
                          crashed="valkey-server SIGKILLed and restarted", down_s=down)
 
 
+def _publish(node: Any, variants: dict[str, tuple[bool, int]], n: int,
+             progress: Progress | None) -> tuple[dict[str, tuple[list[float], float]],
+                                                 dict[str, int], bool]:
+    """Declare each variant's queue and publish ``n`` messages to it, timing every publish.
+
+    Returns ``{variant: (seconds per publish, seconds in all)}``, the messages each queue
+    held before the crash, and whether the queue definitions were synced to disk.
+    """
+    import kombu
+
+    measured: dict[str, tuple[list[float], float]] = {}
+    before: dict[str, int] = {}
+    # confirm_publish: publish() returns once the broker took the message (for a
+    # persistent message on a durable queue, once it is written to disk)
+    with kombu.Connection(node.url, transport_options={"confirm_publish": True}) as conn:
+        channel = conn.channel()
+        producer = kombu.Producer(channel)
+        for key, (durable, mode) in variants.items():
+            kombu.Queue(key, exchange="", routing_key=key, durable=durable,
+                        auto_delete=False)(channel).declare()
+        synced = node.sync_definitions()  # the queues on disk: the test is about messages
+        for key, (durable, mode) in variants.items():
+            timings = []
+            t0 = time.perf_counter()
+            for _ in range(n):
+                t = time.perf_counter()
+                producer.publish(b"noop", routing_key=key, delivery_mode=mode, declare=[])
+                timings.append(time.perf_counter() - t)
+            measured[key] = (timings, time.perf_counter() - t0)
+            before[key] = channel.queue_declare(key, passive=True).message_count
+            if progress is not None:
+                progress.update(1, key)
+    return measured, before, synced
+
+
 def _private_node() -> tuple[Any, str]:
     """A private RabbitMQ node, not started yet, or (None, why it is skipped) in one line."""
     from labapp import rabbit
@@ -286,8 +321,8 @@ def rabbitmq_runs(n: int, progress: Progress | None = None,
     """Publish ``n`` messages per RabbitMQ variant to a private node, SIGKILL it, count survivors.
 
     ``node``: a :class:`labapp.rabbit.PrivateRabbit` (started or not; stopped afterwards);
-    by default a new one, booted while nothing else is measured. Returns ``([], why)`` in one line when no ``rabbitmq-server`` is
-    installed.
+    by default a new one, booted while nothing else is measured. Returns ``([], why)``, ``why``
+    in one line, when no ``rabbitmq-server`` is installed.
     """
     if node is None:
         node, why = _private_node()
@@ -302,33 +337,12 @@ def rabbitmq_runs(n: int, progress: Progress | None = None,
         "rabbitmq_durable_queue": (True, 1),
         "rabbitmq_durable": (True, 2),
     }
-    measured: dict[str, tuple[list[float], float]] = {}
     counts: dict[str, int] = {}
-    before: dict[str, int] = {}
     missing: dict[str, bool] = {}
     if progress is not None:
         progress.update(0, "starting a private RabbitMQ node")
     with node:  # starts it unless it is running; stops it and deletes its folder at the end
-        # confirm_publish: publish() returns once the broker took the message (for a
-        # persistent message on a durable queue, once it is written to disk)
-        with kombu.Connection(node.url, transport_options={"confirm_publish": True}) as conn:
-            channel = conn.channel()
-            producer = kombu.Producer(channel)
-            for key, (durable, mode) in variants.items():
-                kombu.Queue(key, exchange="", routing_key=key, durable=durable,
-                            auto_delete=False)(channel).declare()
-            synced = node.sync_definitions()  # the queues on disk: the test is about messages
-            for key, (durable, mode) in variants.items():
-                timings = []
-                t0 = time.perf_counter()
-                for _ in range(n):
-                    t = time.perf_counter()
-                    producer.publish(b"noop", routing_key=key, delivery_mode=mode, declare=[])
-                    timings.append(time.perf_counter() - t)
-                measured[key] = (timings, time.perf_counter() - t0)
-                before[key] = channel.queue_declare(key, passive=True).message_count
-                if progress is not None:
-                    progress.update(1, key)
+        measured, before, synced = _publish(node, variants, n, progress)
         if progress is not None:
             progress.update(0, "RabbitMQ SIGKILLed, restarting")
         down = node.restart()
