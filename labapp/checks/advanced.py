@@ -170,7 +170,8 @@ def post_json(url: str, body: dict[str, Any] | None = None, timeout: float = 10.
         return status, raw.decode("utf-8", "replace"), seconds
 
 
-def measure_endpoint(lab: Lab, task: str, params: dict[str, Any], samples: int = 3) -> dict[str, float]:
+def measure_endpoint(lab: Lab, task: str, params: dict[str, Any],
+                     samples: int = 3) -> dict[str, float]:
     """Median seconds of one piece of work done three ways, measured over HTTP.
 
     :return: ``inline_s``: the response when the view does the work itself (/api/inline);

@@ -233,8 +233,8 @@ class LatencyResult:
                            "message to the broker.")
             else:
                 out.append(f"This run, a queued request ({duration(queued)}) was not clearly "
-                           f"faster than an inline one ({duration(inline)}): with so little work there is "
-                           "little to hand off.")
+                           f"faster than an inline one ({duration(inline)}): with so little work "
+                           "there is little to hand off.")
         done = self.completion_times
         if done:
             p50 = percentile(done, 50)

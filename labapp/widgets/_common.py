@@ -94,7 +94,8 @@ def _watch_stop(lab: Lab, listeners: list[weakref.WeakMethod]) -> None:
     conn = None
     try:
         conn = redis.Redis.from_url(lab.redis_url, socket_timeout=STOP_POLL + 5)
-        never = events.key(lab.name, "widgets", "stop-watch")  # a key nobody writes: BLPOP just waits
+        # a key nobody writes: BLPOP just waits
+        never = events.key(lab.name, "widgets", "stop-watch")
         while lab in running_labs():
             try:
                 conn.blpop([never], timeout=STOP_POLL)
