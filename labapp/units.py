@@ -1,4 +1,4 @@
-"""How the lab writes a duration for people: one formatter for plots, checks, conclusions, widgets."""
+"""How the lab writes a duration for people, in plots, checks, conclusions and widgets."""
 from __future__ import annotations
 
 import math
