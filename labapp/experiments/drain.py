@@ -7,6 +7,7 @@ task started and finished. The result says what the run showed (:meth:`DrainResu
 from __future__ import annotations
 
 import dataclasses
+import math
 import logging
 import threading
 import time
@@ -17,6 +18,7 @@ import redis
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
 from labapp.experiments._common import percentile
+from labapp.experiments._common import started_and_completed
 
 if TYPE_CHECKING:
     from labapp.stack import Lab
@@ -193,16 +195,8 @@ def drain(lab: Lab, handles: Sequence[Any], workers: int = 2, interval: float = 
     finally:
         stop.set()
         sampler.join(5)
-    mine = set(ids)
-    began: dict[str, float] = {}
-    ended: dict[str, float] = {}
-    for e in lab.events(since=cursor):
-        if e.task_id in mine:
-            if e.kind == "executing":
-                began.setdefault(e.task_id, e.time - start)
-            elif e.kind == "complete":
-                ended[e.task_id] = e.time - start
-    runs = tuple(sorted((b, ended.get(t, float("nan"))) for t, b in began.items()))
+    began, ended = started_and_completed(lab.events(since=cursor), ids)
+    runs = tuple(sorted((b - start, ended.get(t, math.nan) - start) for t, b in began.items()))
     return DrainResult(workers=workers, tasks=len(ids), waiting=samples[0][1] if samples else 0,
                        samples=tuple(samples), workers_ready=ready, runs=runs)
 

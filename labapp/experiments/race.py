@@ -18,6 +18,7 @@ from labapp import procs
 from labapp import tasks
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
+from labapp.experiments._common import started_and_completed
 from labapp.experiments._control import arranged
 
 if TYPE_CHECKING:
@@ -204,14 +205,7 @@ def _collect(lab: Lab, pairs: list[tuple[str, int, str, str, str, str]],
     for raw in lab.redis.lrange(outcomes_key, 0, -1):
         key, _, result = raw.decode().rpartition(":")
         outcome[key] = result
-    ids = {i for p in pairs for i in p[4:]}
-    start, end = {}, {}
-    for ev in lab.events(since=cursor):
-        if ev.task_id in ids:
-            if ev.kind == "executing":
-                start.setdefault(ev.task_id, ev.time)
-            elif ev.kind == "complete":
-                end[ev.task_id] = ev.time
+    start, end = started_and_completed(lab.events(since=cursor), (i for p in pairs for i in p[4:]))
     nan = math.nan
     return [RaceRun(strategy=s, rep=r, key=k, order=o, outcome=outcome.get(k, "lost"),
                     a_start=start.get(a, nan), a_end=end.get(a, nan), b_start=start.get(b, nan))
