@@ -340,15 +340,7 @@ def latency(lab: Lab, duration: float = 0.2, clients: int = 8,
         raise ValueError(f"clients x requests_per_client x duration is too much work: about "
                          f"{planned:.0f} s planned, allowed up to {BUDGET:.0f} s; "
                          "use fewer requests or a shorter duration")
-    phases = []
-    for mode in modes:
-        method, path = MODES[mode]
-        phases.append({"name": mode, "method": method, "path": path.format(task=task),
-                       "body": None if mode == "hello" else {"seconds": duration},
-                       "clients": clients, "requests_per_client": requests_per_client})
-        if probe and mode == "inline":
-            phases[-1]["probe"] = {"path": PROBE_PATH, "interval": PROBE_INTERVAL,
-                                   "clients": PROBE_CLIENTS}
+    phases = _phases(modes, task, duration, clients, requests_per_client, probe)
     if planned > ANNOUNCE:
         print(f"latency: about {planned:.0f} s of work planned "
               f"({clients} clients x {requests_per_client} requests per mode)", flush=True)
@@ -368,6 +360,21 @@ def latency(lab: Lab, duration: float = 0.2, clients: int = 8,
                            for i in sorted(ids, key=lambda i: enq.get(i, 0.0))]
     return LatencyResult(duration, clients, requests_per_client, web_threads, workers,
                          samples, tuple(completions))
+
+
+def _phases(modes: Sequence[str], task: str, duration: float, clients: int,
+            requests_per_client: int, probe: bool) -> list[dict[str, Any]]:
+    """The load generator's phases: one per mode, in order; probes beside ``inline``."""
+    phases = []
+    for mode in modes:
+        method, path = MODES[mode]
+        phases.append({"name": mode, "method": method, "path": path.format(task=task),
+                       "body": None if mode == "hello" else {"seconds": duration},
+                       "clients": clients, "requests_per_client": requests_per_client})
+        if probe and mode == "inline":
+            phases[-1]["probe"] = {"path": PROBE_PATH, "interval": PROBE_INTERVAL,
+                                   "clients": PROBE_CLIENTS}
+    return phases
 
 
 #: The configurations notebook 02 runs (also used by ``benchmarks/stability.py``).

@@ -282,13 +282,7 @@ def tools(lab: Lab, n: int | Mapping[str, int] | None = None, window: float = 1.
         raise ValueError(f"n={n}, window={window}, sleep_tasks={sleep_tasks}, sleep_seconds="
                          f"{sleep_seconds} would take ~{budget:.0f} s: keep it under "
                          f"{MAX_SECONDS:.0f} s")
-    missing = [t for t in which if importlib.util.find_spec(t) is None]
-    if missing:
-        raise ImportError(f"{' and '.join(missing)} not installed in this Python: the lab lists "
-                          f"them in its dependencies, so reinstall it: pip install -e .")
-    if lab.config.external:
-        raise BrokerError(f"tools() runs RQ and Celery on the lab's own server, and this lab "
-                          f"uses an external one ({lab.redis_url}): unset REDIS_URL")
+    _require_tools(lab, which)
     sock = str(lab.broker.socket_path)
     db = redis.Redis(unix_socket_path=sock, db=compare.DB)
     runs: dict[str, ToolRun] = {}
@@ -316,6 +310,17 @@ def tools(lab: Lab, n: int | Mapping[str, int] | None = None, window: float = 1.
     return ToolsResult(n=counts, window=window, sleep_tasks=sleep_tasks,
                        sleep_seconds=sleep_seconds, rq_worker=rq_worker, runs=runs,
                        cpus=available_cpus())
+
+
+def _require_tools(lab: Lab, which: Sequence[str]) -> None:
+    """The tools are installed and the lab runs its own server (tools() flushes a database)."""
+    missing = [t for t in which if importlib.util.find_spec(t) is None]
+    if missing:
+        raise ImportError(f"{' and '.join(missing)} not installed in this Python: the lab lists "
+                          f"them in its dependencies, so reinstall it: pip install -e .")
+    if lab.config.external:
+        raise BrokerError(f"tools() runs RQ and Celery on the lab's own server, and this lab "
+                          f"uses an external one ({lab.redis_url}): unset REDIS_URL")
 
 
 def _counts(n: int | Mapping[str, int] | None, which: Sequence[str],
