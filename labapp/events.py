@@ -44,11 +44,19 @@ WORKER_DONE = {"complete", "error", "canceled", "interrupted", "locked", "timeou
                "rate-limited", "retrying"}
 
 
+def key(name: str, *parts: str) -> str:
+    """The Redis key ``lab.<name>.<part>.…`` of lab ``name``: every key a lab writes has this shape.
+
+    ``key("demo", "flaky", "k1")`` is ``"lab.demo.flaky.k1"``; ``key("demo", "*")`` is the
+    ``SCAN`` pattern for all of them.
+    """
+    return ".".join(("lab", name, *parts))
+
+
 def keys(name: str) -> dict[str, str]:
     """The Redis keys this module owns for lab ``name`` (all prefixed with it)."""
-    base = f"lab.{name}"
-    return {"stream": f"{base}.events", "state": f"{base}.state",
-            "counts": f"{base}.counts", "busy": f"{base}.busy"}
+    return {"stream": key(name, "events"), "state": key(name, "state"),
+            "counts": key(name, "counts"), "busy": key(name, "busy")}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -240,7 +240,37 @@ def run_notebook(path: Path, timeout: float, slot: int = 0, sandboxed: bool | No
     nbformat.write(nb, submission)
     settings: dict[str, Any] = {"exercises": expected, "nonce": nonce, "timeout": timeout,
                                 "check_timeout": check_timeout, "max_output": MAX_OUTPUT}
+    proc = _start_runner(settings, host, key, token, sandboxed, slot)
+    out = _Tail(proc.stdout, 4 * MAX_OUTPUT + 2 * MAX_NOTEBOOK)
+    err = _Tail(proc.stderr, 4000)
+    limit = timeout + check_timeout + STARTUP_GRACE
+    killed = False
+    try:
+        proc.wait(limit)
+    except subprocess.TimeoutExpired:
+        killed = True
+    finally:
+        _kill(proc, "" if sandboxed else token)
+        proc.wait()
+    result = _result(out.text())
+    stderr = err.text().strip()
+    shutil.rmtree(host, ignore_errors=True)
+    run = NotebookRun(path.name, expected, {}, seconds=time.monotonic() - start, notebook=nb,
+                      sandboxed=bool(sandboxed))
+    if result is None:
+        run.problem, run.reason = _why_no_result(killed, limit, proc.returncode, stderr)
+        return run
+    return _judge(run, result, key, nonce, timeout)
+
+
+def _start_runner(settings: dict[str, Any], host: Path, key: bytes, token: str,
+                  sandboxed: bool, slot: int) -> subprocess.Popen[bytes]:
+    """Start ``labapp.gradeexec`` on ``host/submission.ipynb``: in the sandbox, or else as
+    this user without the lab's settings (``CLEAN_ENV``) and with process limits. The key
+    that signs check results reaches it through an inherited pipe (sandbox) or a 0600 file,
+    never on its command line."""
     argv = [sys.executable, "-m", "labapp.gradeexec"]
+    submission = host / "submission.ipynb"
     key_read, key_write = os.pipe()
     try:
         if sandboxed:
@@ -264,40 +294,25 @@ def run_notebook(path: Path, timeout: float, slot: int = 0, sandboxed: bool | No
             cmd = argv + [json.dumps(settings)]
         os.close(key_write)
         key_write = -1
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env=env, start_new_session=True,
                                 pass_fds=(key_read,) if sandboxed else (), cwd=host)
     finally:
         os.close(key_read)
         if key_write >= 0:
             os.close(key_write)
-    out = _Tail(proc.stdout, 4 * MAX_OUTPUT + 2 * MAX_NOTEBOOK)
-    err = _Tail(proc.stderr, 4000)
-    limit = timeout + check_timeout + STARTUP_GRACE
-    killed = False
-    try:
-        proc.wait(limit)
-    except subprocess.TimeoutExpired:
-        killed = True
-    finally:
-        _kill(proc, "" if sandboxed else token)
-        proc.wait()
-    result = _result(out.text())
-    stderr = err.text().strip()
-    shutil.rmtree(host, ignore_errors=True)
-    run = NotebookRun(path.name, expected, {}, seconds=time.monotonic() - start, notebook=nb,
-                      sandboxed=bool(sandboxed))
-    if result is None:
-        if killed:
-            run.problem, run.reason = "timeout", f"still running after {limit:g} s: stopped"
-        elif proc.returncode and proc.returncode < 0 or proc.returncode in (137, 143):
-            run.problem, run.reason = "killed its grader", (
-                "the notebook killed the process that ran it (e.g. os.kill(os.getppid(), 9))")
-        else:
-            last = (stderr.splitlines() or [f"exit status {proc.returncode}"])[-1][:200]
-            run.problem, run.reason = "error", f"the run ended without a result ({last})"
-        return run
-    return _judge(run, result, key, nonce, timeout)
+
+
+def _why_no_result(killed: bool, limit: float, returncode: int | None,
+                   stderr: str) -> tuple[str, str]:
+    """``(problem, reason)`` of a run that printed no signed result."""
+    if killed:
+        return "timeout", f"still running after {limit:g} s: stopped"
+    if returncode and returncode < 0 or returncode in (137, 143):
+        return "killed its grader", (
+            "the notebook killed the process that ran it (e.g. os.kill(os.getppid(), 9))")
+    last = (stderr.splitlines() or [f"exit status {returncode}"])[-1][:200]
+    return "error", f"the run ended without a result ({last})"
 
 
 def _fallback_limits() -> dict[str, int]:
@@ -558,15 +573,7 @@ def grade(path: str | Path, out: str | Path = "grades.csv", timeout: float = 120
     path, out = Path(path), Path(out)
     report = Path(report) if report else out.with_suffix(".md")
     say: Callable[[str], Any] = progress or (lambda line: None)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: give a folder of submissions "
-                                "(one .ipynb or one folder per student) or one notebook")
-    if path.is_file() and path.suffix != ".ipynb":
-        raise ValueError(f"{path} is not a notebook (.ipynb) or a folder of submissions")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"timeout={timeout!r} must be a positive number of seconds")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 16:
-        raise ValueError(f"jobs={jobs!r} must be a whole number from 1 to 16")
+    _check_grade_arguments(path, timeout, jobs)
     folder = runs_folder(out)
     submissions = find_submissions(path, {out.resolve(), report.resolve(), folder.resolve()})
     if not submissions:
@@ -593,14 +600,7 @@ def grade(path: str | Path, out: str | Path = "grades.csv", timeout: float = 120
         else:
             slot = slots.get()
             try:
-                done = []
-                for nb in notebooks:
-                    try:
-                        done.append(run_notebook(nb, timeout, slot, sandboxed))
-                    except Exception as exc:  # noqa: BLE001 - one row, never the class run
-                        logger.exception("grading %s failed", nb)
-                        done.append(NotebookRun(nb.name, [], {}, "error",
-                                                f"the grader failed on it ({exc})"[:200]))
+                done = [_run_safely(nb, timeout, slot, sandboxed) for nb in notebooks]
             finally:
                 slots.put(slot)
         save_student(folder, student, fingerprint, done)
@@ -622,6 +622,28 @@ def grade(path: str | Path, out: str | Path = "grades.csv", timeout: float = 120
     say(f"wrote {out} and {report} (executed notebooks in {folder}/)")
     _class_predictions(path, [nb for s in submissions for nb in s[1]], out.parent, names, say)
     return grades
+
+
+def _check_grade_arguments(path: Path, timeout: Any, jobs: Any) -> None:
+    """One-line errors for what :func:`grade` cannot work with."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: give a folder of submissions "
+                                "(one .ipynb or one folder per student) or one notebook")
+    if path.is_file() and path.suffix != ".ipynb":
+        raise ValueError(f"{path} is not a notebook (.ipynb) or a folder of submissions")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"timeout={timeout!r} must be a positive number of seconds")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 16:
+        raise ValueError(f"jobs={jobs!r} must be a whole number from 1 to 16")
+
+
+def _run_safely(nb: Path, timeout: float, slot: int, sandboxed: bool) -> NotebookRun:
+    """:func:`run_notebook`, with a grader failure turned into that notebook's error row."""
+    try:
+        return run_notebook(nb, timeout, slot, sandboxed)
+    except Exception as exc:  # noqa: BLE001 - one row, never the class run
+        logger.exception("grading %s failed", nb)
+        return NotebookRun(nb.name, [], {}, "error", f"the grader failed on it ({exc})"[:200])
 
 
 def _class_predictions(path: Path, notebooks: list[Path], out_dir: Path, names: bool,

@@ -375,27 +375,7 @@ def render_markdown(stats: Sequence[QuestionStats], summary: dict[str, Any], nam
                      f"{s.settled}) | {top} | {s.no_prediction} | {s.recommits} "
                      f"({s.recommits_matched} matched) |")
     for i, s in enumerate(stats, 1):
-        lines += ["", f"## {i}. `{s.qid}`: {_cell(s.question) or '(question text not saved)'}", "",
-                  f"{s.predicted} of {s.learners} learner{'s' if s.learners != 1 else ''} "
-                  "predicted before the answer was shown; "
-                  f"{s.no_prediction} did not. {s.settled} of those runs settled the question, and "
-                  f"{s.matched} predictions ({_pct(s.matched, s.settled)}) matched the learner's own "
-                  f"measurement.", "",
-                  "| answer | learners | share of predictions | matched their run |"
-                  + (" who |" if names else ""),
-                  "|---|---|---|---|" + ("---|" if names else "")]
-        order = list(s.labels) + [a for a in s.answers if a not in s.labels]
-        for answer in order:
-            n = s.answers.get(answer, 0)
-            row = (f"| {_cell(s.label(answer))} | {n} | {_pct(n, s.predicted)} | "
-                   f"{s.matched_by_answer[answer]} of {s.settled_by_answer[answer]} |")
-            if names:
-                row += f" {_cell(', '.join(sorted(s.names.get(answer, []))))} |"
-            lines.append(row)
-        extra = [f"Re-commits after the reveal: {s.recommits} ({s.recommits_matched} matched)."]
-        if s.auto:
-            extra.append(f"Automatic commits left out: {s.auto}.")
-        lines += ["", " ".join(extra)]
+        lines += _question_section(i, s, names)
     if summary.get("skipped"):
         n = len(summary["skipped"])
         lines += ["", "## Files not read", ""]
@@ -408,6 +388,31 @@ def render_markdown(stats: Sequence[QuestionStats], summary: dict[str, Any], nam
     if old:
         lines += ["", "Older records read: " + ", ".join(f"{n} of version {v}" for v, n in sorted(old.items())) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _question_section(i: int, s: QuestionStats, names: bool) -> list[str]:
+    """The Markdown lines of question ``i``: who predicted what, and how often it matched."""
+    lines = ["", f"## {i}. `{s.qid}`: {_cell(s.question) or '(question text not saved)'}", "",
+             f"{s.predicted} of {s.learners} learner{'s' if s.learners != 1 else ''} "
+             "predicted before the answer was shown; "
+             f"{s.no_prediction} did not. {s.settled} of those runs settled the question, and "
+             f"{s.matched} predictions ({_pct(s.matched, s.settled)}) matched the learner's own "
+             f"measurement.", "",
+             "| answer | learners | share of predictions | matched their run |"
+             + (" who |" if names else ""),
+             "|---|---|---|---|" + ("---|" if names else "")]
+    order = list(s.labels) + [a for a in s.answers if a not in s.labels]
+    for answer in order:
+        n = s.answers.get(answer, 0)
+        row = (f"| {_cell(s.label(answer))} | {n} | {_pct(n, s.predicted)} | "
+               f"{s.matched_by_answer[answer]} of {s.settled_by_answer[answer]} |")
+        if names:
+            row += f" {_cell(', '.join(sorted(s.names.get(answer, []))))} |"
+        lines.append(row)
+    extra = [f"Re-commits after the reveal: {s.recommits} ({s.recommits_matched} matched)."]
+    if s.auto:
+        extra.append(f"Automatic commits left out: {s.auto}.")
+    return lines + ["", " ".join(extra)]
 
 
 def render_png(stats: Sequence[QuestionStats], path: Path) -> Path:

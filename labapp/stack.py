@@ -473,7 +473,7 @@ class Lab:
         """Empty the queue, schedule, results and events of this lab (workers keep running)."""
         self.huey.flush()
         keep = {self.key("workers").encode()}
-        doomed = [k for k in self.redis.scan_iter(match=f"lab.{self.config.name}.*", count=1000)
+        doomed = [k for k in self.redis.scan_iter(match=self.key("*"), count=1000)
                   if k not in keep]
         if doomed:
             self.redis.delete(*doomed)
@@ -588,7 +588,7 @@ class Lab:
     # ------------------------------------------------------------------ internals
     def key(self, *parts: str) -> str:
         """A Redis key in this lab's namespace: ``lab.<name>.<parts…>``."""
-        return ".".join(("lab", self.config.name, *parts))
+        return events.key(self.config.name, *parts)
 
     def _forget_keys(self) -> None:
         """On an external server, delete exactly the keys this lab created."""

@@ -156,7 +156,7 @@ class Supervisor:
         return redis.Redis.from_url(self.broker.url)
 
     def key(self, *parts: str) -> str:
-        return ".".join(("lab", self.config.name, *parts))
+        return events.key(self.config.name, *parts)
 
     def env(self, role: str) -> dict[str, str]:
         return child_env(self.config.name, self.broker.url, role, self.config.task_modules)

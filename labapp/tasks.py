@@ -212,7 +212,7 @@ def _conn() -> Any:
 def lab_key(*parts: str) -> str:
     """A Redis key in the namespace of the lab the module's ``huey`` points at (for tasks;
     kernel code uses ``lab.key(...)``)."""
-    return ".".join(("lab", huey.name, *parts))
+    return events.key(huey.name, *parts)
 
 
 # --------------------------------------------------------------------------- demo tasks

@@ -20,6 +20,9 @@ from labapp import Lab
 from labapp.broker import Broker
 from labapp.web import create_app
 
+# chromium, browser, workspace, jupyter_lab: for every browser test module.
+pytest_plugins = ["tests.browser_fixtures"]
+
 EXTERNAL_URL = os.environ.get("LAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 

@@ -7,92 +7,17 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from labapp import predictions
-from tests.jupyter_proc import REPO, JupyterServer
+from tests.browser_fixtures import IDLE, SECONDS, open_notebook, shot
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         "--disable-dev-shm-usage"]
-ARTIFACTS = REPO / "test-artifacts"
 NOTEBOOK = "notebooks/00_start_here.ipynb"
-IDLE = re.compile(r"\| Idle")
-SECONDS = 1000  # Playwright timeouts are in milliseconds
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
-
-
-@pytest.fixture
-def chromium_path() -> str:
-    """Debian's chromium; a missing browser fails the suite (it is never silently skipped)."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium. Install it "
-                    "with `make browser-deps` (or `sudo apt-get install chromium`).")
-    return str(CHROMIUM)
-
-
-@pytest.fixture
-def workspace(tmp_path):
-    """A copy of notebooks/00_start_here.ipynb to open, click and save (the repository's stays clean)."""
-    root = tmp_path / "root"
-    (root / "notebooks").mkdir(parents=True)
-    shutil.copy(REPO / NOTEBOOK, root / NOTEBOOK)
-    return root
-
-
-@pytest.fixture
-def jupyter_lab(tmp_path, workspace):
-    """JupyterLab on a free loopback port with a token; stopped with every kernel afterwards."""
-    # No LAB_AUTO_PREDICT: in the browser a person clicks, so the test clicks too.
-    env = {"LAB_AUTO_PREDICT": "", "LAB_RUN_DIR": str(tmp_path / "labs")}
-    server = JupyterServer(tmp_path / "jupyter", app="lab", env=env, root_dir=workspace)
-    with server:
-        yield server
-    assert len(server.stopped_family) >= 2 and not server.survivors(), \
-        f"the Jupyter server or a kernel survived: {server.survivors()}"
-
-
-@pytest.fixture
-def browser(chromium_path, tmp_path):
-    """A chromium context with a fresh profile, and a list collecting console errors."""
-    from playwright.sync_api import sync_playwright
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=chromium_path, args=FLAGS,
-            headless=True, viewport={"width": 1280, "height": 900})
-        context.console_errors = []  # type: ignore[attr-defined]
-
-        def watch(page):
-            def on_console(msg):
-                if msg.type == "error":
-                    context.console_errors.append(f"{page.url}: {msg.text}")
-            page.on("console", on_console)
-            page.on("pageerror", lambda exc: context.console_errors.append(f"{page.url}: {exc}"))
-        context.on("page", watch)
-        try:
-            yield context
-        finally:
-            context.close()
-
-
-def shot(target, name: str) -> None:
-    """Save a screenshot of a page or element under test-artifacts/."""
-    target.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-
-
-def open_notebook(page, server, path: str) -> None:
-    """Open ``path`` in JupyterLab and wait until its kernel is idle."""
-    page.goto(f"{server.url}lab/tree/{path}?token={server.token}")
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60 * SECONDS)
-    page.get_by_text(IDLE).wait_for(timeout=60 * SECONDS)
 
 
 def is_dirty(page) -> bool:

@@ -9,12 +9,10 @@ import re
 import pytest
 
 from tests.jupyter_proc import JupyterServer
-from tests.test_browser import ARTIFACTS
-from tests.test_browser import IDLE
-from tests.test_browser import SECONDS
-from tests.test_browser import browser  # noqa: F401 - fixture
-from tests.test_browser import chromium_path  # noqa: F401 - fixture
-from tests.test_browser import shot
+from tests.browser_fixtures import ARTIFACTS
+from tests.browser_fixtures import IDLE
+from tests.browser_fixtures import SECONDS
+from tests.browser_fixtures import shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 NOTEBOOK = "notebooks/02_why_in_flask.ipynb"
@@ -39,7 +37,7 @@ def run_next(page) -> None:
     page.get_by_text(IDLE).wait_for(timeout=60 * SECONDS)
 
 
-def test_nb02_predict_reveals_only_after_the_commit(jupyter_lab, browser):  # noqa: F811
+def test_nb02_predict_reveals_only_after_the_commit(jupyter_lab, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page()
     page.goto(f"{jupyter_lab.url}lab/tree/{NOTEBOOK}?token={jupyter_lab.token}")

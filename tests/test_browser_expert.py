@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import poll
 from tests.jupyter_proc import REPO, JupyterServer
-from tests.test_browser import ARTIFACTS, FLAGS, SECONDS, browser, chromium_path  # noqa: F401
+from tests.browser_fixtures import ARTIFACTS, SECONDS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -36,13 +35,11 @@ def _run(page, cell) -> None:
     page.keyboard.press("Escape")
     page.keyboard.press("Control+Enter")
     prompt = cell.locator(".jp-InputArea-prompt")
-    deadline = time.monotonic() + 90
-    while not re.search(r"\[\d+\]", prompt.inner_text()):
-        assert time.monotonic() < deadline, "the cell did not finish in 90 s"
-        page.wait_for_timeout(200)
+    poll(lambda: re.search(r"\[\d+\]", prompt.inner_text()), 90, interval=0.2,
+         what="the cell's prompt number (the cell finished)")
 
 
-def test_lock_predict_reveals_only_after_the_commit(lab_copy, browser):  # noqa: F811
+def test_lock_predict_reveals_only_after_the_commit(lab_copy, browser):
     page = browser.new_page()
     page.goto(f"{lab_copy.url}lab/tree/notebooks/08_expert_zone.ipynb?token={lab_copy.token}")
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60 * SECONDS)

@@ -6,37 +6,22 @@ Screenshots of every Predict and figure go to ``test-artifacts/`` for a person t
 from __future__ import annotations
 
 import re
-import shutil
 
 import pytest
 
-from tests.test_browser import IDLE
-from tests.test_browser import REPO
-from tests.test_browser import SECONDS
-from tests.test_browser import browser  # noqa: F401 - fixture
-from tests.test_browser import chromium_path  # noqa: F401 - fixture
-from tests.test_browser import jupyter_lab  # noqa: F401 - fixture
-from tests.test_browser import shot
+from tests.browser_fixtures import IDLE
+from tests.browser_fixtures import SECONDS
+from tests.browser_fixtures import open_notebook
+from tests.browser_fixtures import shot
 
 NOTEBOOK = "notebooks/07_myth_busters.ipynb"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
-@pytest.fixture
-def workspace(tmp_path):
-    """A copy of notebook 07 for ``jupyter_lab`` to serve (the repository's stays clean)."""
-    root = tmp_path / "root"
-    (root / "notebooks").mkdir(parents=True)
-    shutil.copy(REPO / NOTEBOOK, root / NOTEBOOK)
-    return root
-
-
-def test_beliefs_notebook_reveals_only_after_each_commit(jupyter_lab, browser):  # noqa: F811
+def test_beliefs_notebook_reveals_only_after_each_commit(jupyter_lab, browser):
     page = browser.new_page()
-    page.goto(f"{jupyter_lab.url}lab/tree/{NOTEBOOK}?token={jupyter_lab.token}")
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60 * SECONDS)
-    page.get_by_text(IDLE).wait_for(timeout=60 * SECONDS)
+    open_notebook(page, jupyter_lab, NOTEBOOK)  # the copy browser_fixtures.workspace made
     cells = page.locator(".jp-Notebook .jp-Cell")
     reveals = []
     for i in range(cells.count() - 1):  # not the last cell: it stops the lab

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import ARTIFACTS, SECONDS, browser, chromium_path, shot  # noqa: F401
+from tests.browser_fixtures import ARTIFACTS, SECONDS, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -4,32 +4,15 @@ Screenshots go to ``test-artifacts/browser-04-*.png`` for a person to look at.
 """
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from tests.jupyter_proc import REPO
-from tests.jupyter_proc import JupyterServer
-from tests.test_browser import IDLE
-from tests.test_browser import SECONDS
-from tests.test_browser import browser  # noqa: F401 - fixture
-from tests.test_browser import chromium_path  # noqa: F401 - fixture
-from tests.test_browser import shot
+from tests.browser_fixtures import IDLE
+from tests.browser_fixtures import SECONDS
+from tests.browser_fixtures import open_notebook
+from tests.browser_fixtures import shot
 
+# ``jupyter_lab`` serves a copy of it: its thread_app.py and sent.txt stay out of the repo.
 NOTEBOOK = "notebooks/04_tools.ipynb"
-
-
-@pytest.fixture
-def lab04(tmp_path):
-    """JupyterLab on a copy of notebook 04 (its thread_app.py and sent.txt stay out of the repo)."""
-    root = tmp_path / "root"
-    (root / "notebooks").mkdir(parents=True)
-    shutil.copy(REPO / NOTEBOOK, root / NOTEBOOK)
-    env = {"LAB_AUTO_PREDICT": "", "LAB_RUN_DIR": str(tmp_path / "labs")}
-    server = JupyterServer(tmp_path / "jupyter", app="lab", env=env, root_dir=root)
-    with server:
-        yield server
-    assert not server.survivors(), f"the Jupyter server or a kernel survived: {server.survivors()}"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -56,11 +39,9 @@ def commit(page, nth: int, answer: str, reveal_s: float):
     return predict
 
 
-def test_notebook_04_as_a_learner(lab04, browser):  # noqa: F811
+def test_notebook_04_as_a_learner(jupyter_lab, browser):
     page = browser.new_page()
-    page.goto(f"{lab04.url}lab/tree/{NOTEBOOK}?token={lab04.token}")
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60 * SECONDS)
-    page.get_by_text(IDLE).wait_for(timeout=60 * SECONDS)
+    open_notebook(page, jupyter_lab, NOTEBOOK)
     cells = page.locator(".jp-Notebook .jp-Cell")
     sources = [cells.nth(i).inner_text() for i in range(cells.count())]
     code = [i for i, s in enumerate(sources) if "Lab.start(" in s or "Predict(" in s

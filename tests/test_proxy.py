@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import re
-import time
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlparse
 
 import pytest
 
+from tests.helpers import poll
 from tests.jupyter_proc import JupyterServer
 
 
@@ -91,13 +91,8 @@ def test_enqueue_through_the_proxy_and_follow_the_status(jupyter, proxied, clean
     # status_url is relative to the app's root: the page that made the call resolves it there
     status_path = urljoin(base, body["status_url"])
     assert status_path.startswith(base)
-    deadline = time.monotonic() + 10
-    while True:
-        status = jupyter.get(status_path).json()
-        if status["state"] == "complete":
-            break
-        assert time.monotonic() < deadline, f"task still {status['state']} after 10 s"
-        time.sleep(0.05)
+    status = poll(lambda: (s := jupyter.get(status_path).json())["state"] == "complete" and s,
+                  10, what="the task's state complete")
     assert status == {"id": body["id"], "state": "complete", "result": 0.05}
     bad = jupyter.post(base + "api/enqueue/sleep", json={"seconds": 99})
     assert bad.status_code == 400 and "out of range" in bad.json()["error"]

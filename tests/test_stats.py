@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from labapp import stats
 from labapp.widgets import Monitor
 from labapp.widgets.monitor import _stuck_note
+from tests.helpers import poll
 
 
 def entry(seq: int, kind: str, task_id: str, name: str, t: float):
@@ -126,20 +126,12 @@ def _api_stats(lab) -> dict:
         return json.load(resp)
 
 
-def _poll(predicate, timeout: float):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"not met within {timeout} s"
-        time.sleep(0.05)
-    return value
-
-
 def test_a_usual_50_ms_task_is_stuck_when_it_runs_3_s(make_lab):
     lab = make_lab(workers=1)
     monitor = Monitor(lab, start=False)
     # No history yet: a running task gets the fixed fallback.
     first = lab.enqueue("sleep", seconds=0.5)
-    row = _poll(lambda: monitor.refresh()["busy"], 10)[0]
+    row = poll(lambda: monitor.refresh()["busy"], 10)[0]
     assert (row["task_id"], row["stuck_after"], row["state"]) == (first.id, 10.0, "running")
     assert lab.wait(first, 10)
 
@@ -152,10 +144,10 @@ def test_a_usual_50_ms_task_is_stuck_when_it_runs_3_s(make_lab):
     expected = max(2.0, 5 * took[19])
 
     slow = lab.enqueue("sleep", seconds=3)
-    row = _poll(lambda: [b for b in monitor.refresh()["busy"] if b["task_id"] == slow.id], 10)[0]
+    row = poll(lambda: [b for b in monitor.refresh()["busy"] if b["task_id"] == slow.id], 10)[0]
     assert row["stuck_after"] == pytest.approx(expected, abs=1e-3)
     assert expected < 3, f"the usual runs took too long on this machine: p95 {took[19]:.2f} s"
-    stuck = _poll(lambda: monitor.refresh()["stuck"], 10)[0]
+    stuck = poll(lambda: monitor.refresh()["stuck"], 10)[0]
     assert (stuck["task_id"], stuck["state"]) == (slow.id, "stuck")
     assert stuck["running_for"] > stuck["stuck_after"]
     assert "ql-state-stuck" in monitor.html.value

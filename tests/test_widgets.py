@@ -11,18 +11,7 @@ import pytest
 from labapp import stats
 from labapp import widgets
 from labapp.widgets import EnqueuePanel, Monitor, Predict, StackDiagram, WorkerControl
-
-
-def poll(predicate, timeout: float = 10.0, interval: float = 0.05):
-    """Return predicate's first truthy value, or fail when ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s: {predicate.__doc__ or predicate}")
-        time.sleep(interval)
+from tests.helpers import poll
 
 
 def shown(widget) -> str:

@@ -2,26 +2,26 @@
 
 A check registers itself with :func:`exercise`; :data:`EXERCISES` maps each exercise id to
 its :class:`Exercise` in the order the modules register them (01 first). The helpers run
-the learner's code safely (:func:`call`), load their task module (:func:`load_module`),
-scale the lab for a check (:func:`scaled`) and read the event stream.
+the learner's code safely (:func:`call`), load their task module (:func:`load_module`)
+and read the event stream. A check that needs other workers uses
+:func:`labapp.experiments._control.arranged`, as the experiments do.
 """
 from __future__ import annotations
 
-import contextlib
 import http.client
 import dataclasses
-import logging
 import random
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
 from huey.api import TaskWrapper
 
 from labapp.config import ConfigError
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 STUB_HINT = "replace the stub in the '# Your code here' cell with your code, run it, then check again"
 
@@ -85,7 +85,7 @@ def call(label: str, fn: Callable[..., Any], *args: Any) -> Any:
         raise NotYet(f"{label} raised {type(exc).__name__}: {exc}") from None
 
 
-def load_module(lab: Any, module: str, *names: str) -> Any:
+def load_module(lab: Lab, module: str, *names: str) -> Any:
     """Import the learner's task module here and in the workers; require ``names`` in it."""
     if not (Path.cwd() / f"{module}.py").is_file():
         raise NotYet(f"there is no {module}.py next to this notebook yet: run the "
@@ -108,19 +108,6 @@ def require_task(module: str, obj: Any, name: str) -> TaskWrapper:
         raise NotYet(f"{module}.{name} is a plain {type(obj).__name__}, not a task: decorate "
                      f"it with @huey.task() so calling it enqueues a job")
     return obj
-
-
-@contextlib.contextmanager
-def scaled(lab: Any, count: int) -> Iterator[None]:
-    """Run the body with ``count`` thread workers, then put the lab's setting back."""
-    before = (lab.config.workers, lab.config.worker_type)
-    if before != (count, "thread"):
-        lab.scale(count, "thread")
-    try:
-        yield
-    finally:
-        if (lab.config.workers, lab.config.worker_type) != before:
-            lab.scale(*before)
 
 
 def by_task(events: list[Any]) -> dict[str, list[Any]]:
@@ -153,11 +140,6 @@ def token() -> str:
     return uuid.uuid4().hex[:8]
 
 
-def ms(seconds: float) -> str:
-    """Seconds as a short millisecond string."""
-    return f"{seconds * 1000:.0f} ms"
-
-
 def draw() -> random.Random:
     """A random generator for one check run, seeded by the operating system.
 
@@ -168,7 +150,7 @@ def draw() -> random.Random:
     return random.SystemRandom()
 
 
-def worker_pids(lab: Any) -> set[int]:
+def worker_pids(lab: Lab) -> set[int]:
     """Process ids of the lab's running workers (thread workers share their consumer's)."""
     return set(lab.status()["workers"])
 

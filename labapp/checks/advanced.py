@@ -6,13 +6,12 @@ measure exactly what the check measures.
 from __future__ import annotations
 
 import json
-import logging
 import re
 import statistics
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labapp import events
 from labapp.checks._common import EXERCISES
@@ -22,19 +21,20 @@ from labapp.checks._common import draw
 from labapp.checks._common import enqueued_with
 from labapp.checks._common import exercise
 from labapp.checks._common import failure_hint
-from labapp.checks._common import ms
 from labapp.checks._common import on_worker
 from labapp.checks._common import require_function
-from labapp.checks._common import scaled
 from labapp.checks._common import token
 from labapp.checks._common import unsolved
 from labapp.checks._common import worker_pids
+from labapp.experiments._control import arranged
+from labapp.units import duration
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 
 # --------------------------------------------------------------------------- 08
-def _settle(lab: Any, done: Any, timeout: float, quiet: float = 0.5) -> None:
+def _settle(lab: Lab, done: Any, timeout: float, quiet: float = 0.5) -> None:
     """Wait until ``done()`` and the lab is idle, or the lab was idle for ``quiet`` seconds.
 
     Idle: nothing waits in the queue and no worker is running a task (the busy hash is
@@ -64,8 +64,22 @@ def _seconds(evs: list[Any]) -> float:
     return 0.0
 
 
+def _b_done_before_a_stored(a_runs: list[list[Any]], b_runs: list[list[Any]],
+                            pids: set[int]) -> bool:
+    """Whether B was done before A could have stored its output (events of each run of A, B).
+
+    step_a stores its output ``seconds`` after it starts, so a step_b that read it cannot
+    have finished sooner than that (a causal bound: no timing tolerance).
+    """
+    stored = min(on_worker(evs, "executing", pids).time + _seconds(evs)
+                 for evs in a_runs if on_worker(evs, "executing", pids))
+    b_done = max(on_worker(evs, "complete", pids).time for evs in b_runs
+                 if on_worker(evs, "complete", pids))
+    return b_done < stored
+
+
 @exercise("ex08_race", "08_expert_zone", 'check("ex08_race", run_pair=run_pair)')
-def check_race(lab: Any, run_pair: Any = None) -> tuple[str, dict[str, Any]]:
+def check_race(lab: Lab, run_pair: Any = None) -> tuple[str, dict[str, Any]]:
     """run_pair(lab, key) on 2 workers: step_b must read after step_a stored, on the workers.
 
     For every key the events must show step_a completed by a worker and a step_b (or
@@ -76,8 +90,8 @@ def check_race(lab: Any, run_pair: Any = None) -> tuple[str, dict[str, Any]]:
     fn = require_function("run_pair", run_pair, EXERCISES["ex08_race"].usage)
     rand = draw()
     runs = rand.randint(*RUNS)
-    outcomes_key = f"lab.{lab.name}.race.outcomes"
-    with scaled(lab, max(2, lab.config.workers)):
+    outcomes_key = events.key(lab.name, "race", "outcomes")
+    with arranged(lab, workers=max(2, lab.config.workers), worker_type="thread"):
         lab.reset()
         cursor = lab.cursor()
         tag = token()
@@ -111,15 +125,7 @@ def check_race(lab: Any, run_pair: Any = None) -> tuple[str, dict[str, Any]]:
         raise NotYet(f"for {len(no_a or no_b)} of {runs} keys no worker ran {step}: both steps "
                      "must go through the queue (calling a task's function here, or writing "
                      "its key by hand, leaves the workers out)", **details)
-    early = 0
-    for k in keys:
-        # step_a stores its output `seconds` after it starts, so a step_b that read it
-        # cannot have finished sooner than that (a causal bound: no timing tolerance).
-        stored = min(on_worker(evs, "executing", pids).time + _seconds(evs)
-                     for evs in firsts[k] if on_worker(evs, "executing", pids))
-        b_done = max(on_worker(evs, "complete", pids).time for evs in seconds[k]
-                     if on_worker(evs, "complete", pids))
-        early += b_done < stored
+    early = sum(_b_done_before_a_stored(firsts[k], seconds[k], pids) for k in keys)
     details["b_before_a"] = early
     if early:
         raise NotYet(f"for {early} of {runs} keys step_b was done before step_a could have "
@@ -164,7 +170,8 @@ def post_json(url: str, body: dict[str, Any] | None = None, timeout: float = 10.
         return status, raw.decode("utf-8", "replace"), seconds
 
 
-def measure_endpoint(lab: Any, task: str, params: dict[str, Any], samples: int = 3) -> dict[str, float]:
+def measure_endpoint(lab: Lab, task: str, params: dict[str, Any],
+                     samples: int = 3) -> dict[str, float]:
     """Median seconds of one piece of work done three ways, measured over HTTP.
 
     :return: ``inline_s``: the response when the view does the work itself (/api/inline);
@@ -207,7 +214,7 @@ def _draw_endpoints(rand: Any) -> list[tuple[str, str, dict[str, Any], bool]]:
 
 @exercise("ex09_inline_or_queue", "09_when_not_to_use_and_pitfalls",
           'check("ex09_inline_or_queue", decide=decide)')
-def check_inline_or_queue(lab: Any, decide: Any = None) -> tuple[str, dict[str, Any]]:
+def check_inline_or_queue(lab: Lab, decide: Any = None) -> tuple[str, dict[str, Any]]:
     """decide(measurement) -> 'inline' or 'queue', applied to endpoints drawn at random.
 
     Each endpoint's work is measured live (:func:`measure_endpoint`); ``decide`` gets those
@@ -239,14 +246,14 @@ def check_inline_or_queue(lab: Any, decide: Any = None) -> tuple[str, dict[str, 
             continue
         if needed:
             why = (f"its response shows the result, so the user waits for the work anyway, "
-                   f"and through the queue that took {ms(m['queued_s'])} against "
-                   f"{ms(m['inline_s'])} inline")
+                   f"and through the queue that took {duration(m['queued_s'])} against "
+                   f"{duration(m['inline_s'])} inline")
         elif want == "queue":
-            why = (f"inline the user waited {ms(m['inline_s'])}, handed over "
-                   f"{ms(m['enqueue_s'])}, and nobody needs the result in the response")
+            why = (f"inline the user waited {duration(m['inline_s'])}, handed over "
+                   f"{duration(m['enqueue_s'])}, and nobody needs the result in the response")
         else:
-            why = (f"inline it cost the user {ms(m['inline_s'])}, no more than handing it over "
-                   f"({ms(m['enqueue_s'])}): a queue would add moving parts for nothing")
+            why = (f"inline it cost the user {duration(m['inline_s'])}, no more than handing it "
+                   f"over ({duration(m['enqueue_s'])}): a queue would add moving parts for nothing")
         raise NotYet(f"decide chose {got!r} for {name}, but {why} (notebook 09, 'When a queue "
                      "is the wrong tool')", endpoints=judged)
     return (f"{len(judged)} random endpoints, all decided as the measurements say: "

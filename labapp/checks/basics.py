@@ -7,7 +7,7 @@ import logging
 import os
 import statistics
 import threading
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import redis
 from flask import got_request_exception
@@ -24,7 +24,6 @@ from labapp.checks._common import exercise
 from labapp.checks._common import failure_hint
 from labapp.checks._common import first_error
 from labapp.checks._common import load_module
-from labapp.checks._common import ms
 from labapp.checks._common import require_function
 from labapp.checks._common import require_task
 from labapp.checks._common import timed_post
@@ -32,8 +31,10 @@ from labapp.checks._common import on_worker
 from labapp.checks._common import token
 from labapp.checks._common import unsolved
 from labapp.checks._common import worker_pids
+from labapp.units import duration
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 
 # --------------------------------------------------------------------------- 01
@@ -47,7 +48,7 @@ def _task_name(answer: Any) -> str | None:
 
 @exercise("ex01_pending_jobs", "01_what_is_a_task_queue",
           'check("ex01_pending_jobs", pending_jobs=pending_jobs, next_task=next_task)')
-def check_pending_jobs(lab: Any, pending_jobs: Any = None,
+def check_pending_jobs(lab: Lab, pending_jobs: Any = None,
                        next_task: Any = None) -> tuple[str, dict[str, Any]]:
     """pending_jobs(redis, queue) counts a queue; next_task(redis, queue) names its oldest job.
 
@@ -69,12 +70,8 @@ def check_pending_jobs(lab: Any, pending_jobs: Any = None,
             name = rand.choice(QUEUE_TASKS)
             client.lpush(queue, lab.huey.serialize_task(tasks.signature(name, {})))
 
-    def oldest() -> str | None:
-        raw = client.lindex(queue, -1)
-        return None if raw is None else lab.huey.serializer.deserialize(raw).name.rsplit(".", 1)[-1]
-
-    def newest() -> str | None:
-        raw = client.lindex(queue, 0)
+    def name_at(index: int) -> str | None:  # -1: the oldest job (RPOP's end), 0: the newest
+        raw = client.lindex(queue, index)
         return None if raw is None else lab.huey.serializer.deserialize(raw).name.rsplit(".", 1)[-1]
 
     plan = [("filled", rand.randint(5, 30)), ("more jobs arrived", rand.randint(3, 12)),
@@ -85,13 +82,13 @@ def check_pending_jobs(lab: Any, pending_jobs: Any = None,
                 client.delete(queue)
             elif change > 0:
                 push(change)
-                while oldest() == newest():  # so that "which end" makes a difference
+                while name_at(-1) == name_at(0):  # so that "which end" makes a difference
                     push(1)
             else:
                 for _ in range(-change):
                     client.rpop(queue)  # a worker takes the oldest job (Huey: BRPOP)
             before = client.lrange(queue, 0, -1)
-            truth = {"step": what, "waiting": len(before), "next": oldest(),
+            truth = {"step": what, "waiting": len(before), "next": name_at(-1),
                      "lab_queue": lab.queue_length()}
             steps.append(truth)
             count = call("pending_jobs(client, queue)", count_fn, client, queue)
@@ -101,37 +98,43 @@ def check_pending_jobs(lab: Any, pending_jobs: Any = None,
                 raise NotYet(f"the list lost or gained jobs while your functions ran ({what}): "
                              "read it without taking anything (LLEN, LINDEX read; RPOP, LPOP "
                              "and BRPOP take)", steps=steps)
-            if unsolved(count) or isinstance(count, bool) or not isinstance(count, int):
-                raise NotYet(f"pending_jobs returned {count!r}: return the number of waiting "
-                             "jobs as an int", steps=steps)
-            if count != truth["waiting"]:
-                if count == truth["lab_queue"] and truth["waiting"] != truth["lab_queue"]:
-                    raise NotYet("pending_jobs counted the lab's own queue, not the list it was "
-                                 "given: use the redis client and queue key passed to it",
-                                 steps=steps)
-                raise NotYet(f"pending_jobs returned {count} after the queue was {what}, which is "
-                             "not what the list held: ask the server for the length of the list "
-                             "named by `queue` (notebook 01, 'Look inside the broker')",
-                             steps=steps)
-            if truth["next"] is None:
-                if name is not None:
-                    raise NotYet(f"with nothing waiting, next_task returned {name!r}: return None "
-                                 "when the list is empty", steps=steps)
-                continue
-            if _task_name(name) != truth["next"]:
-                hint = (f"next_task returned {name!r}: return the task name of the job a worker "
-                        "takes next (deserialize it with lab.huey.serializer and read .name)")
-                if _task_name(name) == newest():
-                    hint = (f"next_task named the job added last ({name!r}): Huey adds jobs on one "
-                            "end of the list and workers take them from the other; which end is "
-                            "the oldest?")
-                raise NotYet(hint, steps=steps)
+            _judge_step(count, name, truth, name_at(0), steps)
     finally:
         client.delete(queue)
         client.close()
     counts = ", ".join(str(s["waiting"]) for s in steps)
     return (f"a private queue of {counts} jobs was counted right each time, and the next job named "
             "right, without taking any", {"steps": steps})
+
+
+def _judge_step(count: Any, name: Any, truth: dict[str, Any], newest: str | None,
+                steps: list[dict[str, Any]]) -> None:
+    """The answers after one change of the queue, against what it held (else :class:`NotYet`)."""
+    if unsolved(count) or isinstance(count, bool) or not isinstance(count, int):
+        raise NotYet(f"pending_jobs returned {count!r}: return the number of waiting "
+                     "jobs as an int", steps=steps)
+    if count != truth["waiting"]:
+        if count == truth["lab_queue"] and truth["waiting"] != truth["lab_queue"]:
+            raise NotYet("pending_jobs counted the lab's own queue, not the list it was "
+                         "given: use the redis client and queue key passed to it",
+                         steps=steps)
+        raise NotYet(f"pending_jobs returned {count} after the queue was {truth['step']}, "
+                     "which is not what the list held: ask the server for the length of the "
+                     "list named by `queue` (notebook 01, 'Look inside the broker')",
+                     steps=steps)
+    if truth["next"] is None:
+        if name is not None:
+            raise NotYet(f"with nothing waiting, next_task returned {name!r}: return None "
+                         "when the list is empty", steps=steps)
+        return
+    if _task_name(name) != truth["next"]:
+        hint = (f"next_task returned {name!r}: return the task name of the job a worker "
+                "takes next (deserialize it with lab.huey.serializer and read .name)")
+        if _task_name(name) == newest:
+            hint = (f"next_task named the job added last ({name!r}): Huey adds jobs on one "
+                    "end of the list and workers take them from the other; which end is "
+                    "the oldest?")
+        raise NotYet(hint, steps=steps)
 
 
 # --------------------------------------------------------------------------- 02
@@ -162,7 +165,7 @@ REPORT_LIMIT = 0.15
 
 
 @exercise("ex02_report_endpoint", "02_why_in_flask", 'check("ex02_report_endpoint")')
-def check_report_endpoint(lab: Any) -> tuple[str, dict[str, Any]]:
+def check_report_endpoint(lab: Lab) -> tuple[str, dict[str, Any]]:
     """POST /report/<user> of ex02_app.create_app() must answer 202 + the task id at once.
 
     12 requests for randomly named users, from 4 clients at once, against 2 request
@@ -178,6 +181,25 @@ def check_report_endpoint(lab: Any) -> tuple[str, dict[str, Any]]:
     cursor = lab.cursor()
     rand = draw()
     users = [f"u{rand.randrange(10**6):06d}" for _ in range(12)]
+    samples, failures = _post_reports(app, users)
+    if len(samples) < len(users):
+        raise NotYet(f"only {len(samples)} of {len(users)} requests were answered within 30 s")
+    median = statistics.median(s[2] for s in samples.values())
+    statuses = sorted({s[0] for s in samples.values()})
+    details: dict[str, Any] = {"users": users, "median_ms": round(median * 1000, 1),
+                               "statuses": statuses}
+    answered = _answered_ids(samples, failures, statuses, median, details)
+    _judge_jobs(lab, cursor, users, answered, details)
+    return (f"12 requests from 4 clients: median {duration(median)}, all 202 with their task "
+            "ids, and the workers built all 12 reports", details)
+
+
+def _post_reports(app: Any, users: list[str]
+                  ) -> tuple[dict[str, tuple[int, bytes, float]], list[BaseException]]:
+    """POST /report/<user> for every user from 4 clients at once, the app on 2 request threads.
+
+    Returns ``{user: (status, body, seconds)}`` and the exceptions the app's handler raised.
+    """
     failures: list[BaseException] = []
 
     def record_failure(sender: Any, exception: BaseException, **_: Any) -> None:
@@ -200,12 +222,12 @@ def check_report_endpoint(lab: Any) -> tuple[str, dict[str, Any]]:
     finally:
         for lg, level in zip(quiet, levels):
             lg.setLevel(level)
-    if len(samples) < len(users):
-        raise NotYet(f"only {len(samples)} of {len(users)} requests were answered within 30 s")
-    median = statistics.median(s[2] for s in samples.values())
-    statuses = sorted({s[0] for s in samples.values()})
-    details: dict[str, Any] = {"users": users, "median_ms": round(median * 1000, 1),
-                               "statuses": statuses}
+    return samples, failures
+
+
+def _answered_ids(samples: dict[str, tuple[int, bytes, float]], failures: list[BaseException],
+                  statuses: list[int], median: float, details: dict[str, Any]) -> dict[str, str]:
+    """The task id each response gave, once the responses look right (else :class:`NotYet`)."""
     if failures:
         exc = failures[0]
         raise NotYet(f"POST /report/<user> answered 500: your handler raised "
@@ -214,7 +236,8 @@ def check_report_endpoint(lab: Any) -> tuple[str, dict[str, Any]]:
         raise NotYet("POST /report/<user> is not a route of your app (answered 404/405): "
                      "keep @app.post('/report/<user>')", **details)
     if median >= REPORT_LIMIT:
-        raise NotYet(f"the median response took {ms(median)} (limit {ms(REPORT_LIMIT)}): the "
+        raise NotYet(f"the median response took {duration(median)} "
+                     f"(limit {duration(REPORT_LIMIT)}): the "
                      "handler still waits for the report; hand it to the queue and answer at "
                      "once", **details)
     if statuses != [202]:
@@ -227,6 +250,13 @@ def check_report_endpoint(lab: Any) -> tuple[str, dict[str, Any]]:
         except (ValueError, KeyError, TypeError):
             raise NotYet("answer with JSON holding the task id under 'id', so the page can ask "
                          "about the task later", **details) from None
+    return answered
+
+
+def _judge_jobs(lab: Lab, cursor: str, users: list[str], answered: dict[str, str],
+                details: dict[str, Any]) -> None:
+    """Each request enqueued one build_report for its user, gave that job's id, and a worker
+    built it (else :class:`NotYet`)."""
     # Which task did each request enqueue? (the producer records 'enqueued' before returning)
     mine = lambda: lab.events(since=cursor)  # noqa: E731
     jobs = {u: enqueued_with(mine(), "build_report", repr(u)) for u in users}
@@ -258,8 +288,6 @@ def check_report_endpoint(lab: Any) -> tuple[str, dict[str, Any]]:
         if on_worker(evs, "complete", pids) is None:
             raise NotYet(f"the report for {user} was not built by a worker: let the workers "
                          "run it", **details)
-    return (f"12 requests from 4 clients: median {ms(median)}, all 202 with their task ids, "
-            "and the workers built all 12 reports", details)
 
 
 # --------------------------------------------------------------------------- 03
@@ -268,7 +296,7 @@ WORDS = ("queue", "worker", "broker", "flask", "retry", "pickle", "redis", "huey
 
 
 @exercise("ex03_task_module", "03_workers_are_processes", 'check("ex03_task_module")')
-def check_task_module(lab: Any) -> tuple[str, dict[str, Any]]:
+def check_task_module(lab: Lab) -> tuple[str, dict[str, Any]]:
     """ex03_tasks.shout(text) must run on the workers and return {'text': TEXT, 'pid': worker}.
 
     The texts are drawn at random; each returned pid must be the pid of the worker that

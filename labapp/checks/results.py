@@ -1,14 +1,14 @@
 """Checks for exercises 04-05: a signup email that survives a deploy, and retries with backoff."""
 from __future__ import annotations
 
-import logging
 import signal
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from labapp import events
 from labapp import procs
 from labapp.checks._common import NotYet
 from labapp.checks._common import by_task
@@ -20,14 +20,16 @@ from labapp.checks._common import exercise
 from labapp.checks._common import failure_hint
 from labapp.checks._common import first_error
 from labapp.checks._common import load_module
-from labapp.checks._common import ms
 from labapp.checks._common import on_worker
 from labapp.checks._common import require_task
 from labapp.checks._common import timed_post
 from labapp.checks._common import token
 from labapp.checks._common import worker_pids
+from labapp.supervisor import child_env
+from labapp.units import duration
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 
 # --------------------------------------------------------------------------- 04
@@ -38,7 +40,7 @@ import os
 import sys
 from pathlib import Path
 from waitress.server import create_server
-sys.path.append(os.environ["LAB_TASK_PATH"])  # the learner's folder, after the libraries
+sys.path.append(os.environ["LAB_TASK_PATH"])  # the notebook's folder, as for the lab's own web app
 import ex04_app
 server = create_server(ex04_app.create_app(), host="127.0.0.1", port=0, threads=4)
 Path(sys.argv[1]).write_text(str(server.effective_port))
@@ -49,7 +51,7 @@ DELIVERED_WITHIN = 10.0  # seconds after the deploy for every email to be sent
 
 
 @exercise("ex04_survive_deploy", "04_tools", 'check("ex04_survive_deploy")')
-def check_survive_deploy(lab: Any) -> tuple[str, dict[str, Any]]:
+def check_survive_deploy(lab: Lab) -> tuple[str, dict[str, Any]]:
     """Signups to ex04_app must get their welcome email sent by a worker, across a deploy.
 
     The app runs in a process of its own. A random number of users with random addresses
@@ -65,22 +67,9 @@ def check_survive_deploy(lab: Any) -> tuple[str, dict[str, Any]]:
     addresses = [f"user{rand.randrange(10**6):06d}@example.com"
                  for _ in range(rand.randint(*SIGNUPS))]
     details: dict[str, Any] = {"addresses": addresses}
-    run_dir = Path(lab.config.run_dir)
-    port_file, log = run_dir / f"ex04-{token()}.port", run_dir / "ex04_app.log"
     lab.reset()
     cursor = lab.cursor()
-    app = procs.spawn([sys.executable, "-c", _SERVE, str(port_file)], log_path=log,
-                      env=lab.child_env("web"))
-    try:
-        procs.wait_until(lambda: app.poll() is not None or port_file.exists(), 15.0)
-        if app.poll() is not None or not port_file.exists():
-            raise NotYet("your app did not start; its last log lines: "
-                         + " | ".join(procs.tail(log, 4).splitlines()), **details)
-        port = int(port_file.read_text())
-        answers = [timed_post(port, f"/signup/{a}") for a in addresses]
-    finally:
-        procs.stop_group(app, signal.SIGTERM, grace=1.0)  # the deploy
-        port_file.unlink(missing_ok=True)
+    answers, log = _signup_then_deploy(lab, addresses, details)
     statuses = sorted({s for s, _, _ in answers})
     slowest = max(t for _, _, t in answers)
     details.update(statuses=statuses, slowest_ms=round(slowest * 1000, 1))
@@ -93,6 +82,37 @@ def check_survive_deploy(lab: Any) -> tuple[str, dict[str, Any]]:
     if slowest > 0.4:
         raise NotYet(f"a signup took {slowest:.2f} s to answer: the view sent the email itself; "
                      "hand it over and answer at once", **details)
+    _judge_emails(lab, cursor, addresses, details)
+    return (f"{len(addresses)} signups answered in at most {duration(slowest)}; the app was "
+            f"stopped right after, and the workers still sent all {len(addresses)} emails",
+            details)
+
+
+def _signup_then_deploy(lab: Lab, addresses: list[str], details: dict[str, Any]
+                        ) -> tuple[list[tuple[int, bytes, float]], Path]:
+    """Serve ex04_app in a process of its own, sign every address up, then stop the process.
+
+    Returns each signup's ``(status, body, seconds)`` and the app's log file.
+    """
+    run_dir = Path(lab.config.run_dir)
+    port_file, log = run_dir / f"ex04-{token()}.port", run_dir / "ex04_app.log"
+    app = procs.spawn([sys.executable, "-c", _SERVE, str(port_file)], log_path=log,
+                      env=child_env(lab.name, lab.redis_url, "web", lab.config.task_modules))
+    try:
+        procs.wait_until(lambda: app.poll() is not None or port_file.exists(), 15.0)
+        if app.poll() is not None or not port_file.exists():
+            raise NotYet("your app did not start; its last log lines: "
+                         + " | ".join(procs.tail(log, 4).splitlines()), **details)
+        port = int(port_file.read_text())
+        answers = [timed_post(port, f"/signup/{a}") for a in addresses]
+    finally:
+        procs.stop_group(app, signal.SIGTERM, grace=1.0)  # the deploy
+        port_file.unlink(missing_ok=True)
+    return answers, log
+
+
+def _judge_emails(lab: Lab, cursor: str, addresses: list[str], details: dict[str, Any]) -> None:
+    """Every address got a send_email job through the queue, run by a worker (else NotYet)."""
     # The app's process is gone, so every job it enqueued is in the events already
     # (producers record 'enqueued' before enqueue returns): wait for those jobs only.
     history = lab.events(since=cursor)
@@ -108,8 +128,8 @@ def check_survive_deploy(lab: Any) -> tuple[str, dict[str, Any]]:
               if not completed(evs) and any(e.terminal for e in evs)]
     details["sent"] = len(sent)
     if failed:
-        raise NotYet(f"a send_email job failed in the worker: {failure_hint(first_error(failed[0]))}",
-                     **details)
+        raise NotYet("a send_email job failed in the worker: "
+                     f"{failure_hint(first_error(failed[0]))}", **details)
     queued = [a for a in addresses if jobs[a]]
     if not queued and not ids:
         raise NotYet(f"none of the {len(addresses)} welcome emails went through the queue, and "
@@ -124,9 +144,6 @@ def check_survive_deploy(lab: Any) -> tuple[str, dict[str, Any]]:
         raise NotYet(f"only {len(sent)} of {len(addresses)} queued emails were sent by a worker "
                      f"within {DELIVERED_WITHIN:.0f} s: are the workers running? (lab.status())",
                      **details)
-    return (f"{len(addresses)} signups answered in at most {ms(slowest)}; the app was "
-            f"stopped right after, and the workers still sent all {len(addresses)} emails",
-            details)
 
 
 # --------------------------------------------------------------------------- 05
@@ -149,7 +166,7 @@ def _waits(evs: list[Any]) -> list[float]:
 
 
 @exercise("ex05_retries", "05_results_failures_retries", 'check("ex05_retries")')
-def check_retries(lab: Any) -> tuple[str, dict[str, Any]]:
+def check_retries(lab: Lab) -> tuple[str, dict[str, Any]]:
     """ex05_tasks.charge(order) must ride out 3 failures per order, with waits that grow.
 
     Measured from the events of each order: the attempts, and the wait from each failure to
@@ -184,14 +201,7 @@ def check_retries(lab: Any) -> tuple[str, dict[str, Any]]:
         raise NotYet("no charge job started on a worker: are the workers running? "
                      "(lab.status())", **details)
     if sum(errors.values()) == 0:
-        calls = lab.redis.get(f"lab.{lab.name}.flaky.{example}")  # the service's own count
-        if calls is not None and int(calls) > 1:
-            raise NotYet(f"the payment service was called {int(calls)} times for one order, but "
-                         "no attempt failed as far as Huey could see: the task caught the "
-                         "failures itself. Let the error end the attempt and have Huey retry "
-                         "it", **details)
-        raise NotYet("no attempt failed, so nothing was retried: charge(order) must call the "
-                     f"payment service, flaky.call_local(key=order, fail_times={FAILS})", **details)
+        _why_nothing_failed(lab, example, details)
     shared = [o for o in orders if errors[o] < FAILS and completed(per_order[o])]
     if len(shared) > len(orders) // 2:
         raise NotYet(f"{len(shared)} of {len(orders)} orders got through after fewer than "
@@ -204,13 +214,33 @@ def check_retries(lab: Any) -> tuple[str, dict[str, Any]]:
                   f"each order fails {FAILS} times before it works: count the attempts it needs")
         raise NotYet(f"{len(given_up)} of {len(orders)} orders failed for good (one was tried "
                      f"{'once' if tries[o] == 1 else f'{tries[o]} times'}): {advice}", **details)
+    _judge_waits(waits, finished, len(orders) - len(ok), len(orders), details)
+    return (f"{len(orders)} of {len(orders)} orders went through after {FAILS} failures each, in "
+            f"{took:.1f} s; waits between attempts grew, e.g. {details['waits_s']} s", details)
+
+
+def _why_nothing_failed(lab: Lab, example: str, details: dict[str, Any]) -> None:
+    """No attempt failed: the task caught the failures itself, or never called the service."""
+    calls = lab.redis.get(events.key(lab.name, "flaky", example))  # the service's own count
+    if calls is not None and int(calls) > 1:
+        raise NotYet(f"the payment service was called {int(calls)} times for one order, but "
+                     "no attempt failed as far as Huey could see: the task caught the "
+                     "failures itself. Let the error end the attempt and have Huey retry "
+                     "it", **details)
+    raise NotYet("no attempt failed, so nothing was retried: charge(order) must call the "
+                 f"payment service, flaky.call_local(key=order, fail_times={FAILS})", **details)
+
+
+def _judge_waits(waits: dict[str, list[float]], finished: bool, waiting: int, orders: int,
+                 details: dict[str, Any]) -> None:
+    """The waits between attempts were real, short enough to finish, and grew (else NotYet)."""
     all_waits = [w for ws in waits.values() for w in ws]
     if all_waits and statistics.median(all_waits) < 0.5:
         raise NotYet(f"the retries came {statistics.median(all_waits):.2f} s after each failure: "
                      "a service that is down needs time to come back; make the task wait "
                      "before it retries", **details)
     if not finished:
-        raise NotYet(f"after {PATIENCE:.0f} s, {len(orders) - len(ok)} of {len(orders)} orders "
+        raise NotYet(f"after {PATIENCE:.0f} s, {waiting} of {orders} orders "
                      f"were still waiting for a retry (this order's waits so far: "
                      f"{details['waits_s']} s): the customers gave up; start with a shorter "
                      "wait", **details)
@@ -223,5 +253,3 @@ def check_retries(lab: Any) -> tuple[str, dict[str, Any]]:
                      "at a steady pace. Make each wait longer than the last by enough to show "
                      "through Huey's scheduler, which looks at delayed retries once a second "
                      "(notebook 05, 'Retries: fixed delay or exponential backoff')", **details)
-    return (f"{len(orders)} of {len(orders)} orders went through after {FAILS} failures each, in "
-            f"{took:.1f} s; waits between attempts grew, e.g. {details['waits_s']} s", details)

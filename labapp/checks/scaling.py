@@ -1,10 +1,9 @@
 """Checks for exercises 06-07: the smallest worker count for a load, and end-to-end time."""
 from __future__ import annotations
 
-import logging
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labapp.checks._common import EXERCISES
 from labapp.checks._common import NotYet
@@ -13,10 +12,11 @@ from labapp.checks._common import call
 from labapp.checks._common import draw
 from labapp.checks._common import exercise
 from labapp.checks._common import require_function
-from labapp.checks._common import scaled
 from labapp.checks._common import unsolved
+from labapp.experiments._control import arranged
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 
 # --------------------------------------------------------------------------- 06
@@ -36,7 +36,7 @@ def _scenario(rand: Any, durations: tuple[float, ...], low: float, high: float) 
             return rate, seconds
 
 
-def drain_rate(lab: Any, count: int, seconds: float, within: float) -> tuple[float, bool]:
+def drain_rate(lab: Lab, count: int, seconds: float, within: float) -> tuple[float, bool]:
     """Jobs per second for ``count`` sleep jobs, first enqueued to last complete (from events).
 
     :param within: stop waiting after this many seconds; the rate is then what was done so
@@ -58,7 +58,7 @@ def drain_rate(lab: Any, count: int, seconds: float, within: float) -> tuple[flo
 
 @exercise("ex06_scaling", "06_scaling_and_monitoring",
           'check("ex06_scaling", workers_needed=workers_needed)')
-def check_scaling(lab: Any, workers_needed: Any = None) -> tuple[str, dict[str, Any]]:
+def check_scaling(lab: Lab, workers_needed: Any = None) -> tuple[str, dict[str, Any]]:
     """workers_needed(rate, seconds) must give the smallest worker count that keeps up.
 
     The check draws loads at random (a rate of jobs per second, each job waiting
@@ -95,7 +95,7 @@ def check_scaling(lab: Any, workers_needed: Any = None) -> tuple[str, dict[str, 
         raise NotYet(f"workers_needed({rate}, {seconds}) returned {n}: the lab runs at most 16 "
                      "workers", **details)
     per_worker = max(2, math.ceil(2.0 / seconds))  # about 2 s of work for each worker
-    with scaled(lab, n):
+    with arranged(lab, workers=n, worker_type="thread"):
         measured, _ = drain_rate(lab, n * per_worker, seconds, within=3 * per_worker * seconds + 5)
     details["live"] = {"rate": rate, "seconds": seconds, "workers": n, "jobs": n * per_worker,
                        "jobs_per_s": round(measured, 2)}
@@ -120,7 +120,7 @@ def _tolerance(truth: float) -> float:
     return max(0.08, 0.06 * truth)
 
 
-def _one_trip(lab: Any, fn: Any, seconds: float, backlog: list[float]) -> dict[str, Any]:
+def _one_trip(lab: Lab, fn: Any, seconds: float, backlog: list[float]) -> dict[str, Any]:
     """Give the workers ``backlog``, call ``fn(lab, seconds)``; what its job's events say."""
     lab.reset()
     busy = {lab.enqueue("sleep", seconds=s).id for s in backlog}
@@ -155,7 +155,7 @@ def _one_trip(lab: Any, fn: Any, seconds: float, backlog: list[float]) -> dict[s
 
 @exercise("ex07_end_to_end", "07_myth_busters",
           'check("ex07_end_to_end", end_to_end_seconds=end_to_end_seconds)')
-def check_end_to_end(lab: Any, end_to_end_seconds: Any = None) -> tuple[str, dict[str, Any]]:
+def check_end_to_end(lab: Lab, end_to_end_seconds: Any = None) -> tuple[str, dict[str, Any]]:
     """end_to_end_seconds(lab, seconds) must enqueue a sleep job of ``seconds`` and return
     its enqueue-to-complete time, queue wait included.
 
@@ -169,7 +169,7 @@ def check_end_to_end(lab: Any, end_to_end_seconds: Any = None) -> tuple[str, dic
     sizes = list(BACKLOGS)
     rand.shuffle(sizes)
     trips: list[dict[str, Any]] = []
-    with scaled(lab, 2):
+    with arranged(lab, workers=2, worker_type="thread"):
         for low, high in sizes:
             backlog = [round(rand.uniform(*BACKLOG_SECONDS), 2)
                        for _ in range(rand.randint(low, high))]

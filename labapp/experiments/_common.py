@@ -69,3 +69,18 @@ def inversions(order: Iterable[int]) -> int:
     """Number of pairs that appear out of order (0 for a sorted sequence)."""
     seq = list(order)
     return sum(1 for i in range(len(seq)) for j in range(i + 1, len(seq)) if seq[i] > seq[j])
+
+
+def started_and_completed(evs: Iterable[Any], ids: Iterable[str]
+                          ) -> tuple[dict[str, float], dict[str, float]]:
+    """When each task in ``ids`` first started (``executing``) and when it completed."""
+    mine = set(ids)
+    started: dict[str, float] = {}
+    completed: dict[str, float] = {}
+    for e in evs:
+        if e.task_id in mine:
+            if e.kind == "executing":
+                started.setdefault(e.task_id, e.time)
+            elif e.kind == "complete":
+                completed[e.task_id] = e.time
+    return started, completed

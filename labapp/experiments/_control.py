@@ -4,32 +4,35 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from labapp import events
 from labapp import procs
 from labapp.experiments._common import Progress
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
 
 SETTLE_TIMEOUT = 5.0  # longest wait for tasks a previous cell left running
 
 
-def require_running(lab: Any) -> None:
+def require_running(lab: Lab) -> None:
     """Raise a one-line RuntimeError when ``lab`` is not running."""
     if not lab.healthy():
         raise RuntimeError(f"lab {lab.name!r} is not running (or a process died): "
                            "run lab.restart() first")
 
 
-def drop_pending(lab: Any) -> None:
+def drop_pending(lab: Lab) -> None:
     """Empty the queue and the schedule (retries waiting for their time), nothing else."""
     storage = lab.huey.storage
     storage.flush_queue()
     storage.flush_schedule()
 
 
-def settle(lab: Any, timeout: float = SETTLE_TIMEOUT) -> bool:
+def settle(lab: Lab, timeout: float = SETTLE_TIMEOUT) -> bool:
     """Drop pending tasks and wait until no live worker is still running one; True when idle.
 
     A measurement needs an idle lab: leftovers from an earlier cell would queue ahead of
@@ -49,12 +52,13 @@ def settle(lab: Any, timeout: float = SETTLE_TIMEOUT) -> bool:
 
 
 @contextlib.contextmanager
-def arranged(lab: Any, *, workers: int | None = None, worker_type: str | None = None,
+def arranged(lab: Lab, *, workers: int | None = None, worker_type: str | None = None,
              web_threads: int | None = None) -> Iterator[str]:
     """Run the block on an idle lab with these workers / web threads; yields an events cursor.
 
     Whatever happens in the block (an exception, the notebook's Interrupt button), the
-    worker count, worker type and web pool are restored, and after a failure the
+    worker count, worker type and web pool are restored (a consumer that died in the block,
+    e.g. thread workers killed on purpose, is replaced), and after a failure the
     experiment's still-pending tasks are dropped so the lab is idle and usable again.
     """
     require_running(lab)
@@ -74,13 +78,12 @@ def arranged(lab: Any, *, workers: int | None = None, worker_type: str | None = 
     finally:
         if not ok:
             drop_pending(lab)
-        if (lab.config.workers, lab.config.worker_type) != (old_workers, old_type):
-            lab.scale(old_workers, old_type)
+        lab.scale(old_workers, old_type)  # no-op unless changed or the consumer died
         if lab.config.web_threads != old_threads:
             lab.restart_web(old_threads)
 
 
-def wait_for_events(lab: Any, cursor: str, task_ids: set[str] | list[str], timeout: float,
+def wait_for_events(lab: Lab, cursor: str, task_ids: set[str] | list[str], timeout: float,
                     label: str = "tasks", progress: bool = True) -> list[Any]:
     """Follow the events stream until every task in ``task_ids`` finished (or ``timeout``).
 

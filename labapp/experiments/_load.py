@@ -76,94 +76,116 @@ class _Counter:
 
 def run_phase(host: str, port: int, phase: dict[str, Any], deadline: float,
               counter: _Counter) -> list[list[Any]]:
-    """Run one phase: ``clients`` threads × ``requests_per_client`` requests; returns samples."""
-    clients = int(phase["clients"])
-    per_client = int(phase["requests_per_client"])
-    if not (1 <= clients <= MAX_CLIENTS and 1 <= clients * per_client <= MAX_REQUESTS):
-        raise ValueError(f"phase {phase.get('name')!r}: 1-{MAX_CLIENTS} clients and at most "
-                         f"{MAX_REQUESTS} requests")
-    method, path = phase.get("method", "GET"), phase["path"]
-    body = json.dumps(phase["body"]).encode() if phase.get("body") is not None else None
-    probe = phase.get("probe")
-    probes = int(probe.get("clients", 1)) if probe else 0
-    if not 0 <= probes <= 8:
-        raise ValueError(f"phase {phase.get('name')!r}: 0-8 probe clients")
-    barrier = threading.Barrier(clients + probes)
-    samples: list[list[Any]] = []
-    probe_samples: list[list[Any]] = []
-    lock = threading.Lock()
-    load_done = threading.Event()
+    """Run one phase: ``clients`` threads × ``requests_per_client`` requests; returns samples.
 
-    def client(index: int) -> None:
-        conn = http.client.HTTPConnection(host, port, timeout=max(1.0, deadline - time.time()))
+    The probes' samples go to ``phase["probe_samples"]``.
+    """
+    samples, phase["probe_samples"] = _Phase(host, port, phase, deadline, counter).run()
+    return samples
+
+
+class _Phase:
+    """One phase's clients and probe clients, released together by one barrier."""
+
+    def __init__(self, host: str, port: int, phase: dict[str, Any], deadline: float,
+                 counter: _Counter) -> None:
+        self.host, self.port, self.deadline, self.counter = host, port, deadline, counter
+        self.clients = int(phase["clients"])
+        self.per_client = int(phase["requests_per_client"])
+        if not (1 <= self.clients <= MAX_CLIENTS
+                and 1 <= self.clients * self.per_client <= MAX_REQUESTS):
+            raise ValueError(f"phase {phase.get('name')!r}: 1-{MAX_CLIENTS} clients and at most "
+                             f"{MAX_REQUESTS} requests")
+        self.method, self.path = phase.get("method", "GET"), phase["path"]
+        self.body = json.dumps(phase["body"]).encode() if phase.get("body") is not None else None
+        self.probe = phase.get("probe") or {}
+        self.probes = int(self.probe.get("clients", 1)) if self.probe else 0
+        if not 0 <= self.probes <= 8:
+            raise ValueError(f"phase {phase.get('name')!r}: 0-8 probe clients")
+        self.barrier = threading.Barrier(self.clients + self.probes)
+        self.samples: list[list[Any]] = []
+        self.probe_samples: list[list[Any]] = []
+        self.lock = threading.Lock()
+        self.load_done = threading.Event()
+
+    def run(self) -> tuple[list[list[Any]], list[list[Any]]]:
+        """Run the clients and probes; their samples, each list in start order."""
+        threads = [threading.Thread(target=self.client, args=(i,), name=f"client-{i}",
+                                    daemon=True) for i in range(self.clients)]
+        probe_threads = [threading.Thread(target=self.prober, args=(-1 - i,), name=f"probe-{i}",
+                                          daemon=True) for i in range(self.probes)]
+        for t in threads + probe_threads:
+            t.start()
+        for t in threads:
+            t.join(max(0.0, self.deadline - time.time()) + CONNECT_TIMEOUT)
+        self.load_done.set()
+        for t in probe_threads:
+            t.join(max(0.0, self.deadline - time.time()) + CONNECT_TIMEOUT)
+        with self.lock:
+            return (sorted(self.samples, key=lambda s: (s[2], s[0])),
+                    sorted(self.probe_samples, key=lambda s: s[2]))
+
+    def _connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port,
+                                          timeout=max(1.0, self.deadline - time.time()))
+
+    def client(self, index: int) -> None:
+        """``per_client`` requests back to back on one warmed-up connection."""
+        conn = self._connect()
         try:
             _request(conn, "GET", "/api/hello", None)  # warm-up: connect + first request
-            barrier.wait()
-            for seq in range(per_client):
-                if time.time() > deadline:
+            self.barrier.wait()
+            for seq in range(self.per_client):
+                if time.time() > self.deadline:
                     break
                 start_wall, t0 = time.time(), time.perf_counter()
                 try:
-                    status, payload = _request(conn, method, path, body)
+                    status, payload = _request(conn, self.method, self.path, self.body)
                 except (OSError, http.client.HTTPException) as exc:
                     logger.warning("client %d request %d failed: %s", index, seq, exc)
                     status, payload = 0, b""
                     conn.close()  # a fresh connection for the next request
                 latency = time.perf_counter() - t0
-                with lock:
-                    samples.append([index, seq, start_wall, latency, status,
-                                    _task_id(status, payload)])
-                _emit({"progress": counter.bump()})
+                with self.lock:
+                    self.samples.append([index, seq, start_wall, latency, status,
+                                         _task_id(status, payload)])
+                _emit({"progress": self.counter.bump()})
         except threading.BrokenBarrierError:
             pass
         except (OSError, http.client.HTTPException) as exc:
             logger.warning("client %d could not connect: %s", index, exc)
-            barrier.abort()  # let the other clients go instead of waiting forever
+            self.barrier.abort()  # let the other clients go instead of waiting forever
         finally:
             conn.close()
 
-    def prober(index: int) -> None:
-        conn = http.client.HTTPConnection(host, port, timeout=max(1.0, deadline - time.time()))
-        every = float(probe.get("interval", 0.05))
+    def prober(self, index: int) -> None:
+        """``GET`` the probe path every ``interval`` seconds until the clients are done."""
+        conn = self._connect()
+        every = float(self.probe.get("interval", 0.05))
         seq = 0
         try:
             _request(conn, "GET", "/api/hello", None)
-            barrier.wait()
-            while not load_done.is_set() and time.time() < deadline:
+            self.barrier.wait()
+            while not self.load_done.is_set() and time.time() < self.deadline:
                 start_wall, t0 = time.time(), time.perf_counter()
                 try:
-                    status, _ = _request(conn, "GET", probe["path"], None)
+                    status, _ = _request(conn, "GET", self.probe["path"], None)
                 except (OSError, http.client.HTTPException) as exc:
                     logger.warning("probe %d request %d failed: %s", index, seq, exc)
                     status = 0
                     conn.close()
-                with lock:
-                    probe_samples.append([index, seq, start_wall, time.perf_counter() - t0,
-                                          status, None])
+                with self.lock:
+                    self.probe_samples.append([index, seq, start_wall,
+                                               time.perf_counter() - t0, status, None])
                 seq += 1
-                load_done.wait(every)
+                self.load_done.wait(every)
         except threading.BrokenBarrierError:
             pass
         except (OSError, http.client.HTTPException) as exc:
             logger.warning("probe could not connect: %s", exc)
-            barrier.abort()
+            self.barrier.abort()
         finally:
             conn.close()
-
-    threads = [threading.Thread(target=client, args=(i,), name=f"client-{i}", daemon=True)
-               for i in range(clients)]
-    probe_threads = [threading.Thread(target=prober, args=(-1 - i,), name=f"probe-{i}",
-                                      daemon=True) for i in range(probes)]
-    for t in threads + probe_threads:
-        t.start()
-    for t in threads:
-        t.join(max(0.0, deadline - time.time()) + CONNECT_TIMEOUT)
-    load_done.set()
-    for t in probe_threads:
-        t.join(max(0.0, deadline - time.time()) + CONNECT_TIMEOUT)
-    with lock:
-        phase["probe_samples"] = sorted(probe_samples, key=lambda s: s[2])
-        return sorted(samples, key=lambda s: (s[2], s[0]))
 
 
 def main() -> int:

@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import flask
 
@@ -30,6 +30,9 @@ from labapp.demo_server import DemoServer
 from labapp.demo_server import request
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 MECHANISMS = ("after_this_request", "call_on_close", "thread")
 BUILT_INS = ("after_this_request", "call_on_close")
@@ -165,7 +168,7 @@ def after_response(seconds: float = 1.0, mechanisms: Sequence[str] = MECHANISMS,
                                queue_names=queue_like_names(), hooks=hooks)
 
 
-def notebook_sized_hooks(lab: Any = None) -> AfterResponseResult:
+def notebook_sized_hooks(lab: Lab | None = None) -> AfterResponseResult:
     """Step 4's measurement exactly as notebook 04 runs it (the lab is not needed)."""
     return after_response()
 
@@ -279,7 +282,7 @@ def signups(server: DemoServer, n: int = 5, restart: bool = False, wait: float =
     return sent(), took
 
 
-def queued_signups(lab: Any, n: int = 5, seconds: float = 1.0, timeout: float = 30.0) -> int:
+def queued_signups(lab: Lab, n: int = 5, seconds: float = 1.0, timeout: float = 30.0) -> int:
     """The same signups through the lab's queue, then restart its web app and workers (gracefully).
 
     Returns how many ``send_email`` tasks completed.
@@ -298,7 +301,7 @@ def queued_signups(lab: Any, n: int = 5, seconds: float = 1.0, timeout: float = 
     return sum(e.kind == "complete" for e in lab.events(since=cursor))
 
 
-def thread_vs_queue(lab: Any, server: DemoServer, n: int = 5, seconds: float = 1.0,
+def thread_vs_queue(lab: Lab, server: DemoServer, n: int = 5, seconds: float = 1.0,
                     proof: os.PathLike[str] | str = "sent.txt") -> ThreadRestartResult:
     """The thread-in-the-view app (``server``) without and with a restart, then the queue.
 
@@ -316,7 +319,7 @@ def thread_vs_queue(lab: Any, server: DemoServer, n: int = 5, seconds: float = 1
     return ThreadRestartResult(n, seconds, plain, restarted, queued, waited_s=2 * took + 0.5)
 
 
-def notebook_sized_thread_restart(lab: Any) -> ThreadRestartResult:
+def notebook_sized_thread_restart(lab: Lab) -> ThreadRestartResult:
     """The thread shortcut and the queue exactly as notebook 04 runs them (in a temp folder)."""
     with tempfile.TemporaryDirectory(prefix="ql-thread-") as tmp:
         Path(tmp, "thread_app.py").write_text(THREAD_APP)

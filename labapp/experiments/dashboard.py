@@ -12,10 +12,14 @@ import json
 import sys
 import time
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from labapp import events
 from labapp.experiments._common import check_range
 from labapp.experiments._control import require_running
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 GROWING_POLLS = 3  # alert when the queue grew this many polls in a row
 
@@ -80,12 +84,12 @@ class WatchResult:
         return "WatchResult(" + " ".join(self.conclusions()) + ")"
 
 
-def _poll(lab: Any) -> dict[str, Any]:
+def _poll(lab: Lab) -> dict[str, Any]:
     with urllib.request.urlopen(lab.url + "api/stats", timeout=5) as reply:
         return json.load(reply)
 
 
-def watch_stats(lab: Any, timeout: float = 30.0, every: float = 0.5, until_idle: bool = True,
+def watch_stats(lab: Lab, timeout: float = 30.0, every: float = 0.5, until_idle: bool = True,
                 stream: Any = None) -> WatchResult:
     """Poll the Flask app's ``/api/stats`` every ``every`` s, print a line each, raise alerts.
 
@@ -138,7 +142,7 @@ def watch_stats(lab: Any, timeout: float = 30.0, every: float = 0.5, until_idle:
     return WatchResult(every, tuple(samples), tuple(alerts))
 
 
-def notebook_sized(lab: Any) -> WatchResult:
+def notebook_sized(lab: Lab) -> WatchResult:
     """06's dashboard demo: 40 tasks of 0.2 s and 3 that always fail, watched until idle."""
     key = f"monitor-{time.time_ns()}"
     lab.enqueue_many("sleep", 40, seconds=0.2)
@@ -146,4 +150,4 @@ def notebook_sized(lab: Any) -> WatchResult:
     try:
         return watch_stats(lab, stream=io.StringIO())
     finally:
-        lab.redis.delete(f"lab.{lab.name}.flaky.{key}")
+        lab.redis.delete(events.key(lab.name, "flaky", key))

@@ -7,16 +7,21 @@ task started and finished. The result says what the run showed (:meth:`DrainResu
 from __future__ import annotations
 
 import dataclasses
+import math
 import logging
 import threading
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import redis
 
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
 from labapp.experiments._common import percentile
+from labapp.experiments._common import started_and_completed
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +145,7 @@ def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def drain(lab: Any, handles: Sequence[Any], workers: int = 2, interval: float = INTERVAL,
+def drain(lab: Lab, handles: Sequence[Any], workers: int = 2, interval: float = INTERVAL,
           timeout: float = 60.0) -> DrainResult:
     """Start ``workers`` workers and sample the queue length until it is empty, then wait for
     ``handles`` to finish. Call it with the workers stopped (``lab.scale(0)``) and tasks queued.
@@ -190,21 +195,13 @@ def drain(lab: Any, handles: Sequence[Any], workers: int = 2, interval: float = 
     finally:
         stop.set()
         sampler.join(5)
-    mine = set(ids)
-    began: dict[str, float] = {}
-    ended: dict[str, float] = {}
-    for e in lab.events(since=cursor):
-        if e.task_id in mine:
-            if e.kind == "executing":
-                began.setdefault(e.task_id, e.time - start)
-            elif e.kind == "complete":
-                ended[e.task_id] = e.time - start
-    runs = tuple(sorted((b, ended.get(t, float("nan"))) for t, b in began.items()))
+    began, ended = started_and_completed(lab.events(since=cursor), ids)
+    runs = tuple(sorted((b - start, ended.get(t, math.nan) - start) for t, b in began.items()))
     return DrainResult(workers=workers, tasks=len(ids), waiting=samples[0][1] if samples else 0,
                        samples=tuple(samples), workers_ready=ready, runs=runs)
 
 
-def notebook_sized(lab: Any) -> DrainResult:
+def notebook_sized(lab: Lab) -> DrainResult:
     """Notebook 01's run: 20 tasks of 0.25 s drained by 2 workers (lesson: ``teaches_lesson``)."""
     lab.scale(0)
     handles = lab.enqueue_many("sleep", 20, seconds=0.25)

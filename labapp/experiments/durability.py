@@ -14,18 +14,20 @@ crash separates ``everysec`` from ``always``, and no notebook can pull the plug.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import logging
 import math
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from labapp.broker import BrokerError
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
 from labapp.experiments._common import percentile
+from labapp.experiments._control import arranged
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 MODES = ("memory", "aof_everysec", "aof_always")
 RABBIT_MODES = ("rabbitmq_durable", "rabbitmq_durable_queue", "rabbitmq_transient")
@@ -203,7 +205,7 @@ class DurabilityResult:
         return "\n".join(lines)
 
 
-def durability(lab: Any, n: int = NOTEBOOK_N, modes: Sequence[str] = MODES,
+def durability(lab: Lab, n: int = NOTEBOOK_N, modes: Sequence[str] = MODES,
                rabbitmq: bool = True) -> DurabilityResult:
     """Enqueue ``n`` tasks with no worker running, SIGKILL the broker, restart it, count survivors.
 
@@ -222,36 +224,32 @@ def durability(lab: Any, n: int = NOTEBOOK_N, modes: Sequence[str] = MODES,
         raise BrokerError(f"durability() kills the broker, and this lab uses an external server "
                           f"({lab.redis_url}) it must not kill: unset REDIS_URL and restart the "
                           f"lab, or pass modes=() to crash only the private RabbitMQ")
-    workers, worker_type, durable = lab.config.workers, lab.config.worker_type, lab.config.durable
+    durable = lab.config.durable
     runs: list[DurabilityRun] = []
-    progress = Progress("durability", len(modes) + (len(RABBIT_MODES) if rabbitmq else 0))
     note = "not asked for (rabbitmq=False)"
-    try:
+    # No worker consumes: every enqueued task is still in the queue at the crash.
+    with arranged(lab, workers=0) if modes else contextlib.nullcontext(), \
+            Progress("durability", len(modes) + (len(RABBIT_MODES) if rabbitmq else 0)) as progress:
         # One broker at a time: a RabbitMQ booting beside valkey would slow valkey's timings.
-        if modes:
-            lab.scale(0)  # nobody consumes: every enqueued task is still in the queue at the crash
-        for mode in modes:
-            runs.append(_crash_lab_broker(lab, mode, n))
-            progress.update(1, mode)
+        try:
+            for mode in modes:
+                runs.append(_crash_lab_broker(lab, mode, n))
+                progress.update(1, mode)
+        finally:
+            if modes:
+                lab.set_durable(durable)
         if rabbitmq:
             rabbit_runs, note = rabbitmq_runs(n, progress)
             runs.extend(rabbit_runs)
-    finally:
-        if modes:
-            try:
-                lab.set_durable(durable)
-            finally:
-                lab.scale(workers, worker_type)
-        progress.close()
     return DurabilityResult(n=n, runs=runs, rabbitmq_note=note)
 
 
-def notebook_sized(lab: Any) -> DurabilityResult:
+def notebook_sized(lab: Lab) -> DurabilityResult:
     """The run notebook 08 makes: 300 tasks, every valkey mode, and RabbitMQ when installed."""
     return durability(lab, n=NOTEBOOK_N)
 
 
-def _crash_lab_broker(lab: Any, mode: str, n: int) -> DurabilityRun:
+def _crash_lab_broker(lab: Lab, mode: str, n: int) -> DurabilityRun:
     lab.set_durable(mode != "memory")
     if mode != "memory":
         lab.redis.config_set("appendfsync", "everysec" if mode == "aof_everysec" else "always")
@@ -273,6 +271,41 @@ def _crash_lab_broker(lab: Any, mode: str, n: int) -> DurabilityRun:
                          crashed="valkey-server SIGKILLed and restarted", down_s=down)
 
 
+def _publish(node: Any, variants: dict[str, tuple[bool, int]], n: int,
+             progress: Progress | None) -> tuple[dict[str, tuple[list[float], float]],
+                                                 dict[str, int], bool]:
+    """Declare each variant's queue and publish ``n`` messages to it, timing every publish.
+
+    Returns ``{variant: (seconds per publish, seconds in all)}``, the messages each queue
+    held before the crash, and whether the queue definitions were synced to disk.
+    """
+    import kombu
+
+    measured: dict[str, tuple[list[float], float]] = {}
+    before: dict[str, int] = {}
+    # confirm_publish: publish() returns once the broker took the message (for a
+    # persistent message on a durable queue, once it is written to disk)
+    with kombu.Connection(node.url, transport_options={"confirm_publish": True}) as conn:
+        channel = conn.channel()
+        producer = kombu.Producer(channel)
+        for key, (durable, mode) in variants.items():
+            kombu.Queue(key, exchange="", routing_key=key, durable=durable,
+                        auto_delete=False)(channel).declare()
+        synced = node.sync_definitions()  # the queues on disk: the test is about messages
+        for key, (durable, mode) in variants.items():
+            timings = []
+            t0 = time.perf_counter()
+            for _ in range(n):
+                t = time.perf_counter()
+                producer.publish(b"noop", routing_key=key, delivery_mode=mode, declare=[])
+                timings.append(time.perf_counter() - t)
+            measured[key] = (timings, time.perf_counter() - t0)
+            before[key] = channel.queue_declare(key, passive=True).message_count
+            if progress is not None:
+                progress.update(1, key)
+    return measured, before, synced
+
+
 def _private_node() -> tuple[Any, str]:
     """A private RabbitMQ node, not started yet, or (None, why it is skipped) in one line."""
     from labapp import rabbit
@@ -288,8 +321,8 @@ def rabbitmq_runs(n: int, progress: Progress | None = None,
     """Publish ``n`` messages per RabbitMQ variant to a private node, SIGKILL it, count survivors.
 
     ``node``: a :class:`labapp.rabbit.PrivateRabbit` (started or not; stopped afterwards);
-    by default a new one, booted while nothing else is measured. Returns ``([], why)`` in one line when no ``rabbitmq-server`` is
-    installed.
+    by default a new one, booted while nothing else is measured. Returns ``([], why)``, ``why``
+    in one line, when no ``rabbitmq-server`` is installed.
     """
     if node is None:
         node, why = _private_node()
@@ -304,33 +337,12 @@ def rabbitmq_runs(n: int, progress: Progress | None = None,
         "rabbitmq_durable_queue": (True, 1),
         "rabbitmq_durable": (True, 2),
     }
-    measured: dict[str, tuple[list[float], float]] = {}
     counts: dict[str, int] = {}
-    before: dict[str, int] = {}
     missing: dict[str, bool] = {}
     if progress is not None:
         progress.update(0, "starting a private RabbitMQ node")
     with node:  # starts it unless it is running; stops it and deletes its folder at the end
-        # confirm_publish: publish() returns once the broker took the message (for a
-        # persistent message on a durable queue, once it is written to disk)
-        with kombu.Connection(node.url, transport_options={"confirm_publish": True}) as conn:
-            channel = conn.channel()
-            producer = kombu.Producer(channel)
-            for key, (durable, mode) in variants.items():
-                kombu.Queue(key, exchange="", routing_key=key, durable=durable,
-                            auto_delete=False)(channel).declare()
-            synced = node.sync_definitions()  # the queues on disk: the test is about messages
-            for key, (durable, mode) in variants.items():
-                timings = []
-                t0 = time.perf_counter()
-                for _ in range(n):
-                    t = time.perf_counter()
-                    producer.publish(b"noop", routing_key=key, delivery_mode=mode, declare=[])
-                    timings.append(time.perf_counter() - t)
-                measured[key] = (timings, time.perf_counter() - t0)
-                before[key] = channel.queue_declare(key, passive=True).message_count
-                if progress is not None:
-                    progress.update(1, key)
+        measured, before, synced = _publish(node, variants, n, progress)
         if progress is not None:
             progress.update(0, "RabbitMQ SIGKILLed, restarting")
         down = node.restart()

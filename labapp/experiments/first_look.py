@@ -13,9 +13,12 @@ import os
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING
 
 from labapp.experiments._common import check_range
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 ROLES = ("the Flask app", "this notebook", "a worker")
 
@@ -69,7 +72,7 @@ class WhoRunsResult:
         return out
 
 
-def who_runs(lab: Any, seconds: float = 0.5, timeout: float = 10.0) -> WhoRunsResult:
+def who_runs(lab: Lab, seconds: float = 0.5, timeout: float = 10.0) -> WhoRunsResult:
     """Enqueue one ``sleep(seconds)`` through ``POST /api/enqueue/sleep``; report who ran it."""
     check_range("seconds", seconds, 0.05, 5.0)
     cursor = lab.cursor()
@@ -94,7 +97,7 @@ def who_runs(lab: Any, seconds: float = 0.5, timeout: float = 10.0) -> WhoRunsRe
                          kernel_pid=os.getpid(), worker_pids=tuple(status["workers"]))
 
 
-def notebook_sized(lab: Any) -> WhoRunsResult:
+def notebook_sized(lab: Lab) -> WhoRunsResult:
     """The run notebook 00 makes."""
     return who_runs(lab, seconds=0.5)
 
@@ -149,7 +152,7 @@ class BurstResult:
         return out
 
 
-def burst(lab: Any, count: int = 8, seconds: float = 0.5, timeout: float = 60.0) -> BurstResult:
+def burst(lab: Lab, count: int = 8, seconds: float = 0.5, timeout: float = 60.0) -> BurstResult:
     """Enqueue ``count`` ``sleep(seconds)`` tasks at once and time them from their events."""
     check_range("count", count, 1, 100, integer=True)
     check_range("seconds", seconds, 0.01, 5.0)

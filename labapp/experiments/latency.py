@@ -15,13 +15,12 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import json
-import logging
 import math
 import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from labapp import tasks
 from labapp.experiments._common import Progress
@@ -29,8 +28,10 @@ from labapp.experiments._common import check_range
 from labapp.experiments._common import percentile
 from labapp.experiments._control import arranged
 from labapp.experiments._control import wait_for_events
+from labapp.units import duration
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 MODES = {  # mode -> (method, path template); {task} is the task that is timed
     "hello": ("GET", "/api/hello"),
@@ -127,14 +128,15 @@ class LatencyResult:
                 for name, v in rows]
 
     def __repr__(self) -> str:
-        parts = [f"{m} p50 {_ms(self.p50(m))} (p95 {_ms(self.p95(m))})" for m in self.modes]
+        parts = [f"{m} p50 {duration(self.p50(m))} (p95 {duration(self.p95(m))})"
+                 for m in self.modes]
         head = (f"LatencyResult(d={self.duration:g} s, {self.clients} clients, {self.web_threads} "
                 f"web threads: {' · '.join(parts)}")
         tail = []
         if {"inline", "queued"} <= set(self.modes):
             tail.append(f"queued answers {self.speedup:.0f}x sooner")
         if self.completion_times:
-            tail.append(f"but its tasks finish {_ms(percentile(self.completion_times, 50))} "
+            tail.append(f"but its tasks finish {duration(percentile(self.completion_times, 50))} "
                         f"(p50) after enqueue on {self.workers} workers")
         if self.failed:
             tail.append(f"{self.failed} requests failed")
@@ -194,28 +196,28 @@ class LatencyResult:
     def conclusions(self) -> list[str]:
         """What this run showed, in plain sentences with its numbers."""
         out: list[str] = []
-        work = f"{_s(self.duration)} of work"
+        work = f"{duration(self.duration)} of work"
         if "inline" in self.modes:
             inline = self.p50("inline")
             pool = (f"{self.clients} client{'s' if self.clients != 1 else ''} and "
                     f"{self.web_threads} request thread{'s' if self.web_threads != 1 else ''}")
             if self.waits_for_threads:
-                out.append(f"With {pool}, an inline request took {_s(inline)} (median) for "
-                           f"{work}: about {_s(self.thread_wait)} of it was waiting for a free "
-                           f"request thread.")
+                out.append(f"With {pool}, an inline request took {duration(inline)} (median) for "
+                           f"{work}: about {duration(self.thread_wait)} of it was waiting for a "
+                           f"free request thread.")
             else:
                 why = (" (there were enough threads for every client)"
                        if self.clients <= self.web_threads else "")
-                out.append(f"With {pool}, an inline request took {_s(inline)} (median) for "
+                out.append(f"With {pool}, an inline request took {duration(inline)} (median) for "
                            f"{work}: it hardly waited for a thread this time{why}.")
         for mode in self.probes:
             probe = self.probe_latencies(mode)
             if not probe:
                 continue
-            idle = (f", against {_s(self.p50('hello'))} when nothing else ran"
+            idle = (f", against {duration(self.p50('hello'))} when nothing else ran"
                     if "hello" in self.modes else "")
             line = (f"An empty request (/api/hello) sent while the {mode} requests ran took "
-                    f"{_s(percentile(probe, 50))} (median of {len(probe)}){idle}")
+                    f"{duration(percentile(probe, 50))} (median of {len(probe)}){idle}")
             if mode == "inline":
                 line += (": slow work in the handler made everybody wait."
                          if self.others_wait else
@@ -226,22 +228,22 @@ class LatencyResult:
         if {"inline", "queued"} <= set(self.modes):
             queued, inline = self.p50("queued"), self.p50("inline")
             if self.queued_sooner:
-                out.append(f"A queued request answered in {_s(queued)} (median), "
+                out.append(f"A queued request answered in {duration(queued)} (median), "
                            f"{inline / queued:.0f}x sooner than inline: it only writes a "
                            "message to the broker.")
             else:
-                out.append(f"This run, a queued request ({_s(queued)}) was not clearly faster "
-                           f"than an inline one ({_s(inline)}): with so little work there is "
-                           "little to hand off.")
+                out.append(f"This run, a queued request ({duration(queued)}) was not clearly "
+                           f"faster than an inline one ({duration(inline)}): with so little work "
+                           "there is little to hand off.")
         done = self.completion_times
         if done:
             p50 = percentile(done, 50)
             if self.work_not_faster:
-                out.append(f"The queued tasks themselves finished {_s(p50)} after they were "
+                out.append(f"The queued tasks themselves finished {duration(p50)} after they were "
                            f"enqueued (median, {self.workers} workers): the work took as long "
                            "as ever, plus its wait in the queue.")
             else:
-                out.append(f"The queued tasks finished {_s(p50)} after they were enqueued "
+                out.append(f"The queued tasks finished {duration(p50)} after they were enqueued "
                            f"(median), sooner than {work}: the clock readings look wrong; run "
                            "it again.")
             missing = len(self.completions) - len(done)
@@ -252,22 +254,7 @@ class LatencyResult:
         return out
 
 
-def _s(seconds: float) -> str:
-    """Seconds in a short human form: ``0.81 s``, ``203 ms``, ``2.4 ms``."""
-    if seconds != seconds:
-        return "n/a"
-    if abs(seconds) >= 0.9995:
-        return f"{seconds:.2f} s"
-    return _ms(seconds)
-
-
-def _ms(seconds: float) -> str:
-    if seconds != seconds:
-        return "n/a"
-    return f"{seconds * 1e3:.0f} ms" if seconds >= 0.0995 else f"{seconds * 1e3:.1f} ms"
-
-
-def run_load(lab: Any, phases: list[dict[str, Any]], label: str = "requests",
+def run_load(lab: Lab, phases: list[dict[str, Any]], label: str = "requests",
              deadline: float = BUDGET) -> dict[str, list[list[Any]]]:
     """Run HTTP ``phases`` against the lab from a separate client process; samples per phase."""
     spec = {"host": "127.0.0.1", "port": lab.port, "deadline": deadline, "phases": phases}
@@ -319,7 +306,7 @@ def planned_seconds(duration: float, clients: int, requests_per_client: int, web
             + ("queued" in modes) * total * duration / max(1, workers))
 
 
-def latency(lab: Any, duration: float = 0.2, clients: int = 8,
+def latency(lab: Lab, duration: float = 0.2, clients: int = 8,
             requests_per_client: int | None = None, web_threads: int = 2,
             modes: Sequence[str] = ("inline", "queued"), task: str = "sleep",
             probe: bool = False) -> LatencyResult:
@@ -353,15 +340,7 @@ def latency(lab: Any, duration: float = 0.2, clients: int = 8,
         raise ValueError(f"clients x requests_per_client x duration is too much work: about "
                          f"{planned:.0f} s planned, allowed up to {BUDGET:.0f} s; "
                          "use fewer requests or a shorter duration")
-    phases = []
-    for mode in modes:
-        method, path = MODES[mode]
-        phases.append({"name": mode, "method": method, "path": path.format(task=task),
-                       "body": None if mode == "hello" else {"seconds": duration},
-                       "clients": clients, "requests_per_client": requests_per_client})
-        if probe and mode == "inline":
-            phases[-1]["probe"] = {"path": PROBE_PATH, "interval": PROBE_INTERVAL,
-                                   "clients": PROBE_CLIENTS}
+    phases = _phases(modes, task, duration, clients, requests_per_client, probe)
     if planned > ANNOUNCE:
         print(f"latency: about {planned:.0f} s of work planned "
               f"({clients} clients x {requests_per_client} requests per mode)", flush=True)
@@ -383,18 +362,33 @@ def latency(lab: Any, duration: float = 0.2, clients: int = 8,
                          samples, tuple(completions))
 
 
+def _phases(modes: Sequence[str], task: str, duration: float, clients: int,
+            requests_per_client: int, probe: bool) -> list[dict[str, Any]]:
+    """The load generator's phases: one per mode, in order; probes beside ``inline``."""
+    phases = []
+    for mode in modes:
+        method, path = MODES[mode]
+        phases.append({"name": mode, "method": method, "path": path.format(task=task),
+                       "body": None if mode == "hello" else {"seconds": duration},
+                       "clients": clients, "requests_per_client": requests_per_client})
+        if probe and mode == "inline":
+            phases[-1]["probe"] = {"path": PROBE_PATH, "interval": PROBE_INTERVAL,
+                                   "clients": PROBE_CLIENTS}
+    return phases
+
+
 #: The configurations notebook 02 runs (also used by ``benchmarks/stability.py``).
 NB02_ALONE = dict(duration=0.2, clients=1, requests_per_client=5, web_threads=2)
 NB02_CROWD = dict(duration=0.2, clients=8, requests_per_client=3, web_threads=2,
                   modes=("hello", "inline", "queued"), probe=True)
 
 
-def notebook_sized_alone(lab: Any) -> LatencyResult:
+def notebook_sized_alone(lab: Lab) -> LatencyResult:
     """Notebook 02's one-client run (lesson: :attr:`LatencyResult.teaches_alone`)."""
     return latency(lab, **NB02_ALONE)
 
 
-def notebook_sized_crowd(lab: Any) -> LatencyResult:
+def notebook_sized_crowd(lab: Lab) -> LatencyResult:
     """Notebook 02's eight-client run (lesson: :attr:`LatencyResult.teaches_crowd`)."""
     return latency(lab, **NB02_CROWD)
 
@@ -443,7 +437,7 @@ class OverheadResult:
     def conclusions(self) -> list[str]:
         """What this run showed, in plain sentences with its numbers."""
         job = f"a {self.task_seconds * 1e3:g} ms job"
-        done = ", ".join(f"{_MODE_WORDS.get(m, m)} {_s(self.p50(m))}" for m in self.samples)
+        done = ", ".join(f"{_MODE_WORDS.get(m, m)} {duration(self.p50(m))}" for m in self.samples)
         out = [f"Until {job} was done (median of {len(self.done('inline'))} runs): {done}."]
         extra = self.extra_ms.get("queue", float("nan"))
         if self.teaches_overhead:
@@ -455,14 +449,14 @@ class OverheadResult:
                        "inline): the machine was probably busy with something else; run it "
                        "again.")
         blocked = percentile(self.blocked("queue"), 50)
-        out.append(f"The caller itself was blocked only {_s(blocked)} by the enqueue.")
+        out.append(f"The caller itself was blocked only {duration(blocked)} by the enqueue.")
         return out
 
 
 _MODE_WORDS = {"inline": "inline", "thread": "thread pool", "queue": "through the queue"}
 
 
-def overhead(lab: Any, n: int = 100, task_seconds: float = 0.001) -> OverheadResult:
+def overhead(lab: Lab, n: int = 100, task_seconds: float = 0.001) -> OverheadResult:
     """A tiny task done inline, in a thread pool and through the queue, ``n`` times each.
 
     :param n: runs per mode (1 to 2000), one at a time.
@@ -504,6 +498,6 @@ def overhead(lab: Any, n: int = 100, task_seconds: float = 0.001) -> OverheadRes
     return OverheadResult(task_seconds, {m: tuple(v) for m, v in out.items()})
 
 
-def notebook_sized_overhead(lab: Any) -> OverheadResult:
+def notebook_sized_overhead(lab: Lab) -> OverheadResult:
     """Notebook 09's run: 100 one-millisecond jobs per hand-off (lesson: ``teaches_overhead``)."""
     return overhead(lab, n=100)

@@ -13,30 +13,26 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import statistics
 import time
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labapp import events
 from labapp.experiments._common import check_range
 from labapp.experiments._control import arranged
-from labapp.experiments._control import require_running
 from labapp.experiments._control import wait_for_events
 from labapp.experiments.latency import LatencyResult
 from labapp.experiments.latency import latency
 from labapp.experiments.survival import StopResult
 from labapp.experiments.survival import flask_stopped
+from labapp.units import duration
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 #: 07's belief 1: eight requests (4 users clicking twice) for 0.3 s of work, 4 web threads
 NOTEBOOK_FASTER = {"duration": 0.3, "clients": 4, "requests_per_client": 2, "web_threads": 4}
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.0f} ms" if seconds >= 0.0995 else f"{seconds * 1e3:.1f} ms"
 
 
 # ----------------------------------------------------------------------------- belief 1
@@ -69,22 +65,23 @@ class FasterResult:
         r = self.latency
         inline, queued = statistics.median(self.inline_done), statistics.median(self.queued_done)
         work = statistics.median(self.worker_seconds)
-        out = [f"From the click until the work was finished (median): inline {_ms(inline)}, "
-               f"queued {_ms(queued)}: the queued work finished "
+        out = [f"From the click until the work was finished (median): inline {duration(inline)}, "
+               f"queued {duration(queued)}: the queued work finished "
                f"{'later' if queued >= inline else 'sooner'}."]
         same = abs(work - r.duration) <= 0.1 * r.duration + 0.01
-        out.append(f"The work itself ran {_ms(work)} in a worker for {r.duration:g} s of work: "
+        out.append(f"The work itself ran {duration(work)} in a worker for {r.duration:g} s of "
+                   "work: "
                    + ("the same time it takes inside the request." if same else
                       "not the time it takes inside the request (a busy machine?)."))
         if queued >= inline:
             out.append(f"{len(self.queued_done)} tasks arrived at once for {r.workers} worker"
                        f"{'s' * (r.workers != 1)}, so most waited in the queue: the last "
-                       f"finished {_ms(max(self.queued_done))} after its click.")
+                       f"finished {duration(max(self.queued_done))} after its click.")
         else:
             out.append(f"With {r.workers} workers for {len(self.queued_done)} tasks, hardly any "
                        "waited, and the inline requests paid HTTP and thread waiting on top.")
-        out.append(f"What did come sooner is the response: {_ms(r.p50('queued'))} "
-                   f"instead of {_ms(r.p50('inline'))} (median), {r.speedup:.0f}x sooner.")
+        out.append(f"What did come sooner is the response: {duration(r.p50('queued'))} "
+                   f"instead of {duration(r.p50('inline'))} (median), {r.speedup:.0f}x sooner.")
         return out
 
     @property
@@ -97,7 +94,7 @@ class FasterResult:
             "", "") + ")"
 
 
-def faster(lab: Any, duration: float = 0.3, clients: int = 4, requests_per_client: int = 2,
+def faster(lab: Lab, duration: float = 0.3, clients: int = 4, requests_per_client: int = 2,
            web_threads: int = 4) -> FasterResult:
     """Time the same work inline and queued: the response, the work itself, click → done.
 
@@ -168,7 +165,7 @@ class FlaskAloneResult:
                 and self.completed == self.accepted)
 
 
-def _post(lab: Any, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
+def _post(lab: Lab, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
     request = urllib.request.Request(lab.url + path, data=json.dumps(body).encode(),
                                      method="POST", headers={"Content-Type": "application/json"})
     t0 = time.perf_counter()
@@ -176,7 +173,7 @@ def _post(lab: Any, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any
         return reply.status, json.load(reply), time.perf_counter() - t0
 
 
-def flask_alone(lab: Any, tasks: int = 4, watch: float = 2.0) -> FlaskAloneResult:
+def flask_alone(lab: Lab, tasks: int = 4, watch: float = 2.0) -> FlaskAloneResult:
     """Stop every worker, POST ``tasks`` tasks to the Flask app, watch ``watch`` s, restart.
 
     :param tasks: tasks to hand to the Flask app (1 to 20), each a 0.1 s sleep.
@@ -209,16 +206,16 @@ def flask_alone(lab: Any, tasks: int = 4, watch: float = 2.0) -> FlaskAloneResul
         done_after=took if completed == len(ids) else None, completed=completed)
 
 
-def notebook_sized_faster(lab: Any) -> FasterResult:
+def notebook_sized_faster(lab: Lab) -> FasterResult:
     """07's belief 1 run."""
     return faster(lab, **NOTEBOOK_FASTER)
 
 
-def notebook_sized_without_flask(lab: Any) -> StopResult:
+def notebook_sized_without_flask(lab: Lab) -> StopResult:
     """07's belief 2 run (its lesson: ``answer == "run"``)."""
     return flask_stopped(lab, **NOTEBOOK_WITHOUT_FLASK)
 
 
-def notebook_sized_flask_alone(lab: Any) -> FlaskAloneResult:
+def notebook_sized_flask_alone(lab: Lab) -> FlaskAloneResult:
     """07's belief 4 run."""
     return flask_alone(lab)

@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import logging
 import random
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
+from labapp import events
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
 from labapp.experiments._common import inversions
 from labapp.experiments._control import arranged
 from labapp.experiments._control import wait_for_events
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 BUDGET = 120.0  # seconds of planned work allowed; beyond that: ValueError
 
@@ -210,7 +211,7 @@ def _preview(seq: list[int], limit: int = 12) -> str:
     return f"[{head}{', …' if len(seq) > limit else ''}]"
 
 
-def ordering(lab: Any, n: int = 20, workers: int = 4, seed: int = 0, max_seconds: float = 0.2,
+def ordering(lab: Lab, n: int = 20, workers: int = 4, seed: int = 0, max_seconds: float = 0.2,
              retried: int | None = None, worker_type: str | None = None) -> OrderingResult:
     """Enqueue ``n`` tasks with seeded random durations on ``workers`` workers; compare orders.
 
@@ -241,7 +242,7 @@ def ordering(lab: Any, n: int = 20, workers: int = 4, seed: int = 0, max_seconds
                          f"planned, allowed up to {BUDGET:.0f} s; lower n or max_seconds")
     flaky_key = f"ordering-{time.time_ns()}"
     with arranged(lab, workers=workers, worker_type=worker_type) as cursor:
-        lab.redis.delete(f"lab.{lab.name}.record")  # so it shows this run's completion order
+        lab.redis.delete(events.key(lab.name, "record"))  # so it shows this run's completion order
         handles = []
         with Progress("enqueue", n) as progress:
             for seq, seconds in enumerate(durations):
@@ -253,7 +254,7 @@ def ordering(lab: Any, n: int = 20, workers: int = 4, seed: int = 0, max_seconds
         seq_of = {h.id: seq for seq, h in enumerate(handles)}
         evs = wait_for_events(lab, cursor, set(seq_of), timeout=10 + 2 * planned + 0.05 * n,
                               label=f"ordering {n} tasks")
-        lab.redis.delete(f"lab.{lab.name}.flaky.{flaky_key}")
+        lab.redis.delete(events.key(lab.name, "flaky", flaky_key))
     return OrderingResult(n, workers, seed, tuple(durations), retried,
                           _enqueue_times(evs, seq_of, n), _attempts(evs, seq_of))
 
@@ -262,12 +263,12 @@ NOTEBOOK = {"n": 20, "workers": 4, "max_seconds": 0.2}          #: 07, several w
 NOTEBOOK_RETRY = {"n": 8, "workers": 1, "max_seconds": 0.05, "retried": 2}  #: 07, one worker
 
 
-def notebook_sized(lab: Any) -> OrderingResult:
+def notebook_sized(lab: Lab) -> OrderingResult:
     """07's run with several workers (``teaches_lesson``: completion order differs)."""
     return ordering(lab, **NOTEBOOK)
 
 
-def notebook_sized_retry(lab: Any) -> OrderingResult:
+def notebook_sized_retry(lab: Lab) -> OrderingResult:
     """07's run with one worker and one retried task (``teaches_lesson``: the retry lands late)."""
     return ordering(lab, **NOTEBOOK_RETRY)
 

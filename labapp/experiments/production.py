@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import logging
 import shlex
 import signal
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labapp import procs
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 
 @dataclasses.dataclass
@@ -67,7 +67,7 @@ class SecondWorkerResult:
         return "Second worker:\n  " + "\n  ".join(self.conclusions())
 
 
-def second_worker(lab: Any, tasks: int = 12, seconds: float = 0.3,
+def second_worker(lab: Lab, tasks: int = 12, seconds: float = 0.3,
                   timeout: float = 30.0) -> SecondWorkerResult:
     """Start an extra consumer from the command line, enqueue ``tasks`` sleeps, count who ran them.
 
@@ -135,7 +135,7 @@ class AppFactoryResult:
         return "App factory:\n  " + "\n  ".join(self.conclusions())
 
 
-def app_factory(lab: Any, timeout: float = 15.0) -> AppFactoryResult:
+def app_factory(lab: Lab, timeout: float = 15.0) -> AppFactoryResult:
     """Build the Flask app with ``create_app``, enqueue through its view, follow the task."""
     from labapp.web import create_app
 
@@ -157,6 +157,6 @@ def app_factory(lab: Any, timeout: float = 15.0) -> AppFactoryResult:
                             seconds=seconds)
 
 
-def notebook_sized(lab: Any) -> SecondWorkerResult:
+def notebook_sized(lab: Lab) -> SecondWorkerResult:
     """The run notebook 09 makes: 12 tasks of 0.3 s with one extra consumer."""
     return second_worker(lab, tasks=12, seconds=0.3)

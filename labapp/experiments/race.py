@@ -11,12 +11,19 @@ import math
 import random
 import time
 import uuid
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from labapp import procs
 from labapp import tasks
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
+from labapp.experiments._common import started_and_completed
+from labapp.experiments._control import arranged
+
+if TYPE_CHECKING:
+    from huey.api import Huey, Result
+
+    from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +131,7 @@ class RaceResult:
         return "\n".join(lines)
 
 
-def race(lab: Any, repetitions: int = 20, workers: int = 2,
+def race(lab: Lab, repetitions: int = 20, workers: int = 2,
          strategies: Sequence[str] = STRATEGIES, a_seconds: float = 0.03, seed: int = 0,
          timeout: float = 10.0) -> RaceResult:
     """Run ``repetitions`` A→B pairs per strategy on ``workers`` workers; count B's missing reads.
@@ -147,7 +154,6 @@ def race(lab: Any, repetitions: int = 20, workers: int = 2,
                          f"a_seconds={a_seconds} would take ~{budget:.0f} s: keep it under "
                          f"{MAX_SECONDS:.0f} s")
     rng = random.Random(seed)
-    saved = (lab.config.workers, lab.config.worker_type)
     tag = uuid.uuid4().hex[:6]
     conn = lab.redis
     huey = lab.huey
@@ -156,62 +162,56 @@ def race(lab: Any, repetitions: int = 20, workers: int = 2,
     if old:
         conn.delete(*old)  # this experiment's own keys only
     pairs: list[tuple[str, int, str, str, str, str]] = []
-    cursor = lab.cursor()
-    progress = Progress("race", repetitions * len(strategies))
-    try:
-        lab.scale(workers)
+    with arranged(lab, workers=workers) as cursor, \
+            Progress("race", repetitions * len(strategies)) as progress:
         for strategy in strategies:
             for rep in range(repetitions):
                 key = f"{tag}-{strategy}-{rep}"
-                a = tasks.signature("step_a", {"key": key, "seconds": a_seconds})
-                if strategy == "pipeline":
-                    handles = list(huey.enqueue(a.then(tasks.TASKS["step_b"], key)))
-                    b_id, order = handles[1].id, "A→B"
-                else:
-                    if strategy == "wait_result":
-                        b = tasks.signature("step_b_after", {"key": key, "after": a.id,
-                                                             "timeout": timeout})
-                    else:
-                        b = tasks.signature("step_b", {"key": key})
-                    b_first = strategy != "a_first" and rng.random() < 0.5
-                    first, second = (b, a) if b_first else (a, b)
-                    handles = [huey.enqueue(first), huey.enqueue(second)]
-                    b_id, order = b.id, ("B,A" if b_first else "A,B")
+                handles, order, a_id, b_id = _enqueue_pair(huey, strategy, key, a_seconds,
+                                                           timeout, rng)
                 if not lab.wait(handles, timeout=timeout + a_seconds + 5):
                     logger.warning("race pair %s did not finish in time", key)
-                pairs.append((strategy, rep, key, order, a.id, b_id))
+                pairs.append((strategy, rep, key, order, a_id, b_id))
                 progress.update(1, strategy)
-    finally:
-        try:
-            lab.scale(*saved)
-        finally:
-            progress.close()
     return RaceResult(workers=workers, a_seconds=a_seconds, seed=seed, strategies=strategies,
                       runs=_collect(lab, pairs, outcomes_key, cursor))
 
 
-def _collect(lab: Any, pairs: list[tuple[str, int, str, str, str, str]],
+def _enqueue_pair(huey: Huey, strategy: str, key: str, a_seconds: float, timeout: float,
+                  rng: random.Random) -> tuple[list[Result], str, str, str]:
+    """Enqueue one A→B pair the ``strategy``'s way: its handles, the order sent, A's and B's ids.
+
+    ``pipeline`` lets Huey enqueue B when A completes; the others send both at once, B first
+    at random (never for ``a_first``); ``wait_result``'s B waits for A's result itself.
+    """
+    a = tasks.signature("step_a", {"key": key, "seconds": a_seconds})
+    if strategy == "pipeline":
+        handles = list(huey.enqueue(a.then(tasks.TASKS["step_b"], key)))
+        return handles, "A→B", a.id, handles[1].id
+    if strategy == "wait_result":
+        b = tasks.signature("step_b_after", {"key": key, "after": a.id, "timeout": timeout})
+    else:
+        b = tasks.signature("step_b", {"key": key})
+    b_first = strategy != "a_first" and rng.random() < 0.5
+    first, second = (b, a) if b_first else (a, b)
+    return [huey.enqueue(first), huey.enqueue(second)], ("B,A" if b_first else "A,B"), a.id, b.id
+
+
+def _collect(lab: Lab, pairs: list[tuple[str, int, str, str, str, str]],
              outcomes_key: str, cursor: str) -> list[RaceRun]:
     """Join each pair with B's recorded outcome and the tasks' start/end events."""
     outcome = {}
     for raw in lab.redis.lrange(outcomes_key, 0, -1):
         key, _, result = raw.decode().rpartition(":")
         outcome[key] = result
-    ids = {i for p in pairs for i in p[4:]}
-    start, end = {}, {}
-    for ev in lab.events(since=cursor):
-        if ev.task_id in ids:
-            if ev.kind == "executing":
-                start.setdefault(ev.task_id, ev.time)
-            elif ev.kind == "complete":
-                end[ev.task_id] = ev.time
+    start, end = started_and_completed(lab.events(since=cursor), (i for p in pairs for i in p[4:]))
     nan = math.nan
     return [RaceRun(strategy=s, rep=r, key=k, order=o, outcome=outcome.get(k, "lost"),
                     a_start=start.get(a, nan), a_end=end.get(a, nan), b_start=start.get(b, nan))
             for s, r, k, o, a, b in pairs]
 
 
-def notebook_sized_race(lab: Any) -> RaceResult:
+def notebook_sized_race(lab: Lab) -> RaceResult:
     """The run notebook 08 makes: 20 pairs per strategy on 2 workers."""
     return race(lab, repetitions=20, workers=2)
 
@@ -342,7 +342,7 @@ class LockResult:
         return "\n".join(lines)
 
 
-def lock_race(lab: Any, workers: int = 2, seconds: float = 0.3, stock: int = 5,
+def lock_race(lab: Lab, workers: int = 2, seconds: float = 0.3, stock: int = 5,
               strategies: Sequence[str] = LOCK_STRATEGIES, timeout: float = 15.0) -> LockResult:
     """Start two ``take_stock`` tasks at once per strategy; count lost updates and refusals.
 
@@ -357,12 +357,9 @@ def lock_race(lab: Any, workers: int = 2, seconds: float = 0.3, stock: int = 5,
     if not strategies or any(s not in LOCK_STRATEGIES for s in strategies) or \
             len(set(strategies)) != len(strategies):
         raise ValueError(f"strategies={strategies!r}: choose from {LOCK_STRATEGIES}")
-    saved = (lab.config.workers, lab.config.worker_type)
     conn = lab.redis
     runs = []
-    progress = Progress("lock", len(strategies))
-    try:
-        lab.scale(workers)
+    with arranged(lab, workers=workers), Progress("lock", len(strategies)) as progress:
         for strategy in strategies:
             key = f"{strategy}-{uuid.uuid4().hex[:6]}"
             conn.set(lab.key("stock", key), stock, ex=3600)
@@ -392,20 +389,15 @@ def lock_race(lab: Any, workers: int = 2, seconds: float = 0.3, stock: int = 5,
                                 kinds={h.id: kinds.get(h.id, []) for h in handles},
                                 start=start, end=time.time()))
             progress.update(1, strategy)
-    finally:
-        try:
-            lab.scale(*saved)
-        finally:
-            progress.close()
     return LockResult(workers=workers, seconds=seconds, runs=runs)
 
 
-def notebook_sized_lock(lab: Any) -> LockResult:
+def notebook_sized_lock(lab: Lab) -> LockResult:
     """The lock demo notebook 08 runs: two tasks of 0.3 s per strategy on 2 workers."""
     return lock_race(lab)
 
 
-def pipeline_arguments(lab: Any, timeout: float = 10.0) -> dict[str, str]:
+def pipeline_arguments(lab: Lab, timeout: float = 10.0) -> dict[str, str]:
     """Run ``step_a(key).then(step_b, key)`` once; return the arguments each step was enqueued with.
 
     Huey enqueues B when A completes, appending A's return value to the arguments given to

@@ -14,9 +14,8 @@ together, like many users of one service that just went down: the thundering her
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from labapp import events
 from labapp import tasks
@@ -24,7 +23,8 @@ from labapp.experiments._common import check_range
 from labapp.experiments._control import arranged
 from labapp.experiments._control import wait_for_events
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 SCHEDULER_TICK = 1.0  # seconds between the consumer's schedule reads (huey_consumer -s)
 BUDGET = 120.0
@@ -303,7 +303,7 @@ class RetriesResult:
         return text + ", which the rounding may erase (raise retry_delay or jitter)"
 
 
-def retries(lab: Any, fail_times: int = 2, retry_delay: float = 1.0, backoff: float = 2.0,
+def retries(lab: Lab, fail_times: int = 2, retry_delay: float = 1.0, backoff: float = 2.0,
             retries: int | None = None,
             strategies: Sequence[str] = DEFAULT_STRATEGIES, clients: int = 1,
             jitter: float = 0.5, seed: int = 0) -> RetriesResult:
@@ -335,25 +335,15 @@ def retries(lab: Any, fail_times: int = 2, retry_delay: float = 1.0, backoff: fl
                          f"{', '.join(STRATEGIES)}")
     if lab.config.workers < 1:
         raise ValueError("retries needs at least 1 worker: run lab.scale(2) first")
-    attempts = min(fail_times, retries)
-    # the longest any strategy may wait: jitter's delays are at most (1 + jitter) × backoff's
-    scale = {"none": 0.0, "fixed": 1.0, "backoff": 1.0, "jitter": 1.0 + jitter}
-    planned = max(sum(retry_delay * scale[s] * (1.0 if s == "fixed" else backoff) ** i
-                      for i in range(attempts)) for s in strategies) + attempts * SCHEDULER_TICK
+    planned = _planned_wait(strategies, min(fail_times, retries), retry_delay, backoff, jitter)
     if planned > BUDGET:
         raise ValueError(f"retry_delay/backoff/fail_times add up to about {planned:.0f} s of "
                          f"waiting, allowed up to {BUDGET:.0f} s; lower them")
-    options = {"none": {"retries": 0},
-               "fixed": {"retries": retries, "retry_delay": retry_delay},
-               "backoff": {"retries": retries, "retry_delay": retry_delay,
-                           "retry_backoff": backoff},
-               # Huey has no jitter: this task asks for each retry itself (RetryTask)
-               "jitter": {"max_retries": retries, "base": retry_delay, "factor": backoff,
-                          "jitter": jitter, "seed": seed}}
+    options = _task_options(retries, retry_delay, backoff, jitter, seed)
     # Fixed keys (not per run), so jitter's seeded delays repeat; their counters are
     # deleted before and after the run (arranged() has emptied queue and schedule).
     keys = {(s, c): f"retries-{s}-{c}" for c in range(clients) for s in strategies}
-    counters = [f"lab.{lab.name}.flaky.{k}" for k in keys.values()]
+    counters = [events.key(lab.name, "flaky", k) for k in keys.values()]
     with arranged(lab) as cursor:
         lab.redis.delete(*counters)
         # client by client, strategy by strategy: no strategy gets a head start
@@ -364,20 +354,43 @@ def retries(lab: Any, fail_times: int = 2, retry_delay: float = 1.0, backoff: fl
         evs = wait_for_events(lab, cursor, ids, timeout=planned + 10 + 2 * SCHEDULER_TICK,
                               label="retries")
         lab.redis.delete(*counters)
-    runs = []
-    for s in strategies:
-        for c in range(clients):
-            h = handles[(s, c)]
-            mine = sorted((e for e in evs if e.task_id == h.id), key=lambda e: e.time)
-            opts = options[s]
-            runs.append(StrategyRun(
-                name=s, retries=opts.get("retries", opts.get("max_retries", 0)),
-                retry_delay=opts.get("retry_delay", opts.get("base", 0.0)),
-                retry_backoff=opts.get("retry_backoff", opts.get("factor", 0.0)), task_id=h.id,
-                enqueued=next((e.time for e in mine if e.kind == "enqueued"), float("nan")),
-                attempts=_attempts(mine), final_state=_final_state(mine), client=c,
-                jitter=opts.get("jitter", 0.0), key=keys[(s, c)], seed=seed))
-    return RetriesResult(fail_times, tuple(runs), clients=clients)
+    runs = tuple(_strategy_run(s, c, handles[(s, c)].id, evs, options[s], keys[(s, c)], seed)
+                 for s in strategies for c in range(clients))
+    return RetriesResult(fail_times, runs, clients=clients)
+
+
+def _planned_wait(strategies: Sequence[str], attempts: int, retry_delay: float,
+                  backoff: float, jitter: float) -> float:
+    """Seconds the slowest strategy may wait in all (its delays plus a scheduler tick each)."""
+    # jitter's delays are at most (1 + jitter) × backoff's
+    scale = {"none": 0.0, "fixed": 1.0, "backoff": 1.0, "jitter": 1.0 + jitter}
+    return max(sum(retry_delay * scale[s] * (1.0 if s == "fixed" else backoff) ** i
+                   for i in range(attempts)) for s in strategies) + attempts * SCHEDULER_TICK
+
+
+def _task_options(retries: int, retry_delay: float, backoff: float, jitter: float,
+                  seed: int) -> dict[str, dict[str, Any]]:
+    """The enqueue options of each strategy's task."""
+    return {"none": {"retries": 0},
+            "fixed": {"retries": retries, "retry_delay": retry_delay},
+            "backoff": {"retries": retries, "retry_delay": retry_delay,
+                        "retry_backoff": backoff},
+            # Huey has no jitter: this task asks for each retry itself (RetryTask)
+            "jitter": {"max_retries": retries, "base": retry_delay, "factor": backoff,
+                       "jitter": jitter, "seed": seed}}
+
+
+def _strategy_run(name: str, client: int, task_id: str, evs: list[Any], opts: dict[str, Any],
+                  key: str, seed: int) -> StrategyRun:
+    """One task's run under one strategy, read from its events."""
+    mine = sorted((e for e in evs if e.task_id == task_id), key=lambda e: e.time)
+    return StrategyRun(
+        name=name, retries=opts.get("retries", opts.get("max_retries", 0)),
+        retry_delay=opts.get("retry_delay", opts.get("base", 0.0)),
+        retry_backoff=opts.get("retry_backoff", opts.get("factor", 0.0)), task_id=task_id,
+        enqueued=next((e.time for e in mine if e.kind == "enqueued"), float("nan")),
+        attempts=_attempts(mine), final_state=_final_state(mine), client=client,
+        jitter=opts.get("jitter", 0.0), key=key, seed=seed)
 
 
 def _attempts(evs: list[Any]) -> tuple[RetryAttempt, ...]:
@@ -451,7 +464,7 @@ class DefaultRetryResult:
         return "DefaultRetryResult(" + " ".join(self.conclusions()) + ")"
 
 
-def default_retries(lab: Any, watch: float = 1.5) -> DefaultRetryResult:
+def default_retries(lab: Lab, watch: float = 1.5) -> DefaultRetryResult:
     """Enqueue ``flaky`` (fails once) with no retry options; watch ``watch`` s for a retry.
 
     Waits on the events stream: for the first error, then up to ``watch`` seconds (0.1 to
@@ -473,7 +486,7 @@ def default_retries(lab: Any, watch: float = 1.5) -> DefaultRetryResult:
                 if e.kind == "complete":
                     break
         queued, scheduled = lab.queue_length(), len(lab.huey.scheduled())
-        lab.redis.delete(f"lab.{lab.name}.flaky.{key}")
+        lab.redis.delete(events.key(lab.name, "flaky", key))
     mine = [e for e in evs if e.task_id == handle.id]
     first_error = next((e for e in mine if e.kind == "error"), None)
     return DefaultRetryResult(handle.id, tuple(e.kind for e in mine),
@@ -486,16 +499,16 @@ NOTEBOOK_HERD = {"fail_times": 2, "retry_delay": 2.0, "backoff": 2.0,  #: 05, th
                  "strategies": ("backoff", "jitter"), "clients": 8, "jitter": 1.0, "seed": 0}
 
 
-def notebook_sized_default(lab: Any) -> DefaultRetryResult:
+def notebook_sized_default(lab: Lab) -> DefaultRetryResult:
     """05's first question: a task failing once, default options."""
     return default_retries(lab)
 
 
-def notebook_sized(lab: Any) -> RetriesResult:
+def notebook_sized(lab: Lab) -> RetriesResult:
     """05's comparison of no retries, a fixed delay and backoff."""
     return retries(lab, **NOTEBOOK)
 
 
-def notebook_sized_herd(lab: Any) -> RetriesResult:
+def notebook_sized_herd(lab: Lab) -> RetriesResult:
     """05's herd: 8 clients with plain backoff and with jitter."""
     return retries(lab, **NOTEBOOK_HERD)

@@ -8,10 +8,9 @@ as many CPUs as this process may use (:func:`available_cpus`: affinity and cgrou
 from __future__ import annotations
 
 import dataclasses
-import logging
 import statistics
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import psutil
 
@@ -22,7 +21,8 @@ from labapp.experiments._control import arranged
 from labapp.experiments._control import settle
 from labapp.experiments._control import wait_for_events
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 BUDGET = 180.0
 TASKS_PER_WORKER = 10  # default run length: each worker gets this many tasks
@@ -213,7 +213,7 @@ class ScalingResult:
                 f"\n  {cells})")
 
 
-def calibrate_cpu(lab: Any, seconds: float, rounds: int = 3) -> int:
+def calibrate_cpu(lab: Lab, seconds: float, rounds: int = 3) -> int:
     """Loop count that makes the ``cpu`` task take about ``seconds`` in the lab's workers.
 
     Timed in a worker (from its executing/complete events), one task at a time, because
@@ -234,7 +234,7 @@ def calibrate_cpu(lab: Any, seconds: float, rounds: int = 3) -> int:
     return max(1, int(CALIBRATE_N * seconds / min(took)))
 
 
-def scaling(lab: Any, workers: Sequence[int] = (1, 2, 4, 8), kind: str = "io",
+def scaling(lab: Lab, workers: Sequence[int] = (1, 2, 4, 8), kind: str = "io",
             worker_type: str = "thread", tasks: int | None = None,
             duration: float = 0.05) -> ScalingResult:
     """Drain a burst of tasks with each worker count in ``workers``; measure tasks per second.
@@ -373,18 +373,18 @@ class CpuComparison:
         return p[at] >= CLEAR_GAIN and p[at] > t[at] * 1.2
 
 
-def notebook_sized(lab: Any) -> ScalingResult:
+def notebook_sized(lab: Lab) -> ScalingResult:
     """06's I/O-bound run (``teaches_lesson``: one worker is not enough, more keep up)."""
     return scaling(lab, **NOTEBOOK_IO)
 
 
-def notebook_sized_cpu(lab: Any) -> CpuComparison:
+def notebook_sized_cpu(lab: Lab) -> CpuComparison:
     """06's CPU-bound runs on threads and on processes."""
     return CpuComparison(scaling(lab, worker_type="thread", **NOTEBOOK_CPU),
                          scaling(lab, worker_type="process", **NOTEBOOK_CPU))
 
 
-def _cpu_time(lab: Any) -> float:
+def _cpu_time(lab: Lab) -> float:
     """User + system CPU seconds of the consumer and the worker processes it forked."""
     pid = lab.status().get("consumer")
     if not pid:

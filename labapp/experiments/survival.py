@@ -20,14 +20,13 @@ import collections
 import dataclasses
 import http.client
 import json
-import logging
 import os
 import shlex
 import signal
 import threading
 import time
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labapp import events
 from labapp import procs
@@ -37,7 +36,8 @@ from labapp.experiments._common import percentile
 from labapp.experiments._control import require_running
 from labapp.experiments._control import settle
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 PROBE_EVERY = 0.1       # seconds between two /api/hello probes
 PROBE_TIMEOUT = 2.0     # a probe that gets no answer in this time counts as unanswered
@@ -127,7 +127,7 @@ class WhereResult:
         return out
 
 
-def where_tasks_run(lab: Any, tasks: int = 4, seconds: float = 0.1) -> WhereResult:
+def where_tasks_run(lab: Lab, tasks: int = 4, seconds: float = 0.1) -> WhereResult:
     """Enqueue ``tasks`` short tasks and record the PID of the process that ran each."""
     check_range("tasks", tasks, 1, 50, integer=True)
     check_range("seconds", seconds, 0, 5)
@@ -143,7 +143,7 @@ def where_tasks_run(lab: Any, tasks: int = 4, seconds: float = 0.1) -> WhereResu
 
 
 # ----------------------------------------------------------------------------- a worker killed
-def wait_for_replacement(lab: Any, worker: str, old_pid: int,
+def wait_for_replacement(lab: Lab, worker: str, old_pid: int,
                          timeout: float = REPLACEMENT_TIMEOUT) -> tuple[int | None, float]:
     """Wait until process worker ``worker`` runs under a pid other than ``old_pid``.
 
@@ -228,7 +228,7 @@ class KillResult:
         return out
 
 
-def worker_killed(lab: Any, tasks: int = 6, seconds: float = 0.5,
+def worker_killed(lab: Lab, tasks: int = 6, seconds: float = 0.5,
                   timeout: float = 15.0) -> KillResult:
     """SIGKILL a worker that is running a task while probing the Flask app every 0.1 s.
 
@@ -384,7 +384,7 @@ class StopResult:
         return out
 
 
-def flask_stopped(lab: Any, tasks: int = 6, seconds: float = 0.3,
+def flask_stopped(lab: Lab, tasks: int = 6, seconds: float = 0.3,
                   timeout: float = 15.0, crash: bool = False) -> StopResult:
     """Stop the Flask app with SIGTERM once the workers are busy, wait for the tasks, restart it.
 
@@ -476,7 +476,7 @@ class ExtraWorkerResult:
         return out
 
 
-def _batch(lab: Any, tasks: int, seconds: float, timeout: float) -> tuple[float, dict[str, int]]:
+def _batch(lab: Lab, tasks: int, seconds: float, timeout: float) -> tuple[float, dict[str, int]]:
     settle(lab)
     cursor = lab.cursor()
     start = time.time()
@@ -491,7 +491,7 @@ def _batch(lab: Any, tasks: int, seconds: float, timeout: float) -> tuple[float,
     return end - start, dict(sorted(shares.items()))
 
 
-def extra_worker(lab: Any, tasks: int = 12, seconds: float = 0.2, command: str | None = None,
+def extra_worker(lab: Lab, tasks: int = 12, seconds: float = 0.2, command: str | None = None,
                  timeout: float = 30.0) -> ExtraWorkerResult:
     """Run a batch on the lab's workers, start one more worker with ``command`` (default
     ``lab.worker_command()``, as typed in a terminal), run the batch again, stop it with SIGINT.
@@ -530,21 +530,21 @@ def extra_worker(lab: Any, tasks: int = 12, seconds: float = 0.2, command: str |
 
 
 # ----------------------------------------------------------------------------- notebook sizes
-def notebook_sized_where(lab: Any) -> WhereResult:
+def notebook_sized_where(lab: Lab) -> WhereResult:
     """03's Predict: 4 tasks of 0.1 s."""
     return where_tasks_run(lab, tasks=4, seconds=0.1)
 
 
-def notebook_sized_kill(lab: Any) -> KillResult:
+def notebook_sized_kill(lab: Lab) -> KillResult:
     """03's kill: 6 tasks of 0.5 s on the lab's process workers."""
     return worker_killed(lab, tasks=6, seconds=0.5)
 
 
-def notebook_sized_stop(lab: Any) -> StopResult:
+def notebook_sized_stop(lab: Lab) -> StopResult:
     """03's Flask stop: 6 tasks of 0.3 s."""
     return flask_stopped(lab, tasks=6, seconds=0.3)
 
 
-def notebook_sized_extra(lab: Any) -> ExtraWorkerResult:
+def notebook_sized_extra(lab: Lab) -> ExtraWorkerResult:
     """03's extra worker: 12 tasks of 0.2 s before and after."""
     return extra_worker(lab, tasks=12, seconds=0.2)

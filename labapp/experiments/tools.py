@@ -17,7 +17,7 @@ import math
 import os
 import signal
 import time
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import redis
 
@@ -35,6 +35,9 @@ from labapp.compare.runner import worker_env
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
 from labapp.experiments._common import percentile
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
 
@@ -242,7 +245,7 @@ class ToolsResult:
         return "\n".join([head, *rows])
 
 
-def notebook_sized(lab: Any) -> ToolsResult:
+def notebook_sized(lab: Lab) -> ToolsResult:
     """The comparison exactly as notebook 04 runs it (for benchmarks/stability.py)."""
     return tools(lab)
 
@@ -251,7 +254,7 @@ def _rank(values: Mapping[str, float]) -> list[str]:
     return sorted(values, key=lambda t: -values[t] if values[t] == values[t] else math.inf)
 
 
-def tools(lab: Any, n: int | Mapping[str, int] | None = None, window: float = 1.0,
+def tools(lab: Lab, n: int | Mapping[str, int] | None = None, window: float = 1.0,
           sleep_tasks: int = 10, sleep_seconds: float = 0.05, which: Sequence[str] = TOOLS,
           rq_worker: str = "fork", bare: bool = True, timeout: float = 60.0) -> ToolsResult:
     """Measure Huey, RQ and Celery on the lab's server, each next to a plain script's figure.
@@ -279,13 +282,7 @@ def tools(lab: Any, n: int | Mapping[str, int] | None = None, window: float = 1.
         raise ValueError(f"n={n}, window={window}, sleep_tasks={sleep_tasks}, sleep_seconds="
                          f"{sleep_seconds} would take ~{budget:.0f} s: keep it under "
                          f"{MAX_SECONDS:.0f} s")
-    missing = [t for t in which if importlib.util.find_spec(t) is None]
-    if missing:
-        raise ImportError(f"{' and '.join(missing)} not installed in this Python: the lab lists "
-                          f"them in its dependencies, so reinstall it: pip install -e .")
-    if lab.config.external:
-        raise BrokerError(f"tools() runs RQ and Celery on the lab's own server, and this lab "
-                          f"uses an external one ({lab.redis_url}): unset REDIS_URL")
+    _require_tools(lab, which)
     sock = str(lab.broker.socket_path)
     db = redis.Redis(unix_socket_path=sock, db=compare.DB)
     runs: dict[str, ToolRun] = {}
@@ -315,6 +312,17 @@ def tools(lab: Any, n: int | Mapping[str, int] | None = None, window: float = 1.
                        cpus=available_cpus())
 
 
+def _require_tools(lab: Lab, which: Sequence[str]) -> None:
+    """The tools are installed and the lab runs its own server (tools() flushes a database)."""
+    missing = [t for t in which if importlib.util.find_spec(t) is None]
+    if missing:
+        raise ImportError(f"{' and '.join(missing)} not installed in this Python: the lab lists "
+                          f"them in its dependencies, so reinstall it: pip install -e .")
+    if lab.config.external:
+        raise BrokerError(f"tools() runs RQ and Celery on the lab's own server, and this lab "
+                          f"uses an external one ({lab.redis_url}): unset REDIS_URL")
+
+
 def _counts(n: int | Mapping[str, int] | None, which: Sequence[str],
             rq_worker: str) -> dict[str, int]:
     default = dict(DEFAULT_N, rq=DEFAULT_N_RQ_SIMPLE if rq_worker == "simple" else DEFAULT_N["rq"])
@@ -333,7 +341,7 @@ def _counts(n: int | Mapping[str, int] | None, which: Sequence[str],
     return counts
 
 
-def _run_tool(tool: str, lab: Any, sock: str, n: int, window: float, sleep_tasks: int,
+def _run_tool(tool: str, lab: Lab, sock: str, n: int, window: float, sleep_tasks: int,
               sleep_seconds: float, rq_worker: str, timeout: float) -> ToolRun:
     client = Client(tool, load(tool, sock))
     command = worker_command(tool, sock, rq_worker)

@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import signal
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labapp import procs
 from labapp.stats import STUCK_FACTOR
@@ -19,6 +19,10 @@ from labapp.stats import STUCK_FALLBACK
 from labapp.stats import STUCK_MIN
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
+from labapp.experiments._control import arranged
+
+if TYPE_CHECKING:
+    from labapp.stack import Lab
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +148,7 @@ class WorkerLossResult:
                           for p in (k, g) if p.unrecorded))
 
 
-def worker_loss(lab: Any, tasks: int = 4, seconds: float = 0.5, workers: int = 2,
+def worker_loss(lab: Lab, tasks: int = 4, seconds: float = 0.5, workers: int = 2,
                 worker_type: str = "process", timeout: float = 20.0) -> WorkerLossResult:
     """SIGKILL a worker while it runs a task, then restart the workers gracefully; compare losses.
 
@@ -161,24 +165,18 @@ def worker_loss(lab: Any, tasks: int = 4, seconds: float = 0.5, workers: int = 2
     if tasks <= workers:
         raise ValueError(f"tasks={tasks} must be more than workers={workers}, so some "
                          f"tasks are still queued during the restart")
-    saved = (lab.config.workers, lab.config.worker_type)
-    progress = Progress("worker_loss", 2)
-    try:
-        lab.scale(workers, worker_type)
+    # arranged() also replaces a consumer that died with its threads.
+    with arranged(lab, workers=workers, worker_type=worker_type), \
+            Progress("worker_loss", 2) as progress:
         kill = _phase(lab, "sigkill", tasks, seconds, timeout)
         progress.update(1, "sigkill")
         graceful = _phase(lab, "graceful", tasks, seconds, timeout)
         progress.update(1, "graceful restart")
-    finally:
-        try:
-            lab.scale(*saved)  # also replaces a consumer that died with its threads
-        finally:
-            progress.close()
     return WorkerLossResult(worker_type=worker_type, workers=workers, seconds=seconds,
                             kill=kill, graceful=graceful)
 
 
-def _phase(lab: Any, how: str, count: int, seconds: float, timeout: float) -> LossPhase:
+def _phase(lab: Lab, how: str, count: int, seconds: float, timeout: float) -> LossPhase:
     cursor = lab.cursor()
     start = time.time()
     handles = lab.enqueue_many("sleep", count, seconds=seconds)
@@ -217,7 +215,7 @@ def _phase(lab: Any, how: str, count: int, seconds: float, timeout: float) -> Lo
                      results=results)
 
 
-def _first_executing(lab: Any, cursor: str, mine: set[str], timeout: float) -> Any:
+def _first_executing(lab: Lab, cursor: str, mine: set[str], timeout: float) -> Any:
     found: list[Any] = []
 
     def seen() -> bool:
@@ -231,7 +229,7 @@ def _first_executing(lab: Any, cursor: str, mine: set[str], timeout: float) -> A
     return found[0]
 
 
-def _doomed(lab: Any, cursor: str, mine: set[str], pid: int) -> set[str]:
+def _doomed(lab: Lab, cursor: str, mine: set[str], pid: int) -> set[str]:
     """Tasks that died with process ``pid`` (call right after killing it)."""
     if lab.config.worker_type == "thread":
         # Every worker thread died with the consumer: whatever it had taken off the queue
@@ -251,7 +249,7 @@ def _doomed(lab: Any, cursor: str, mine: set[str], pid: int) -> set[str]:
     return running
 
 
-def _finished(lab: Any, cursor: str, ids: set[str]) -> set[str]:
+def _finished(lab: Lab, cursor: str, ids: set[str]) -> set[str]:
     """Tasks of ``ids`` with a final event or a stored result.
 
     The result store is checked too because a worker that exits right after a task can
@@ -262,7 +260,7 @@ def _finished(lab: Any, cursor: str, ids: set[str]) -> set[str]:
     return done | {i for i in ids - done if storage.has_data_for_key(i)}
 
 
-def notebook_sized_worker_loss(lab: Any) -> WorkerLossResult:
+def notebook_sized_worker_loss(lab: Lab) -> WorkerLossResult:
     """The run notebook 08 makes: 4 tasks of 0.5 s on 2 process workers."""
     return worker_loss(lab, tasks=4, seconds=0.5, workers=2, worker_type="process")
 
@@ -320,7 +318,7 @@ class LostTaskDemo:
         return "Lost-task demo:\n  " + "\n  ".join(self.conclusions())
 
 
-def lost_task(lab: Any, seconds: float = 5.0, stuck_after: float = 1.0, monitor: Any = None,
+def lost_task(lab: Lab, seconds: float = 5.0, stuck_after: float = 1.0, monitor: Any = None,
               timeout: float = 15.0) -> LostTaskDemo:
     """Start one slow ``sleep`` task, wait until the monitor calls it stuck, SIGKILL its worker.
 
@@ -333,7 +331,6 @@ def lost_task(lab: Any, seconds: float = 5.0, stuck_after: float = 1.0, monitor:
     check_range("timeout", timeout, 2.0, 60.0)
     from labapp import stats
 
-    saved = (lab.config.workers, lab.config.worker_type)
     states: list[str] = []
 
     def state(task_id: str) -> str | None:
@@ -347,36 +344,34 @@ def lost_task(lab: Any, seconds: float = 5.0, stuck_after: float = 1.0, monitor:
             states.append(s)
 
     try:
-        lab.scale(2, "process")
-        cursor = lab.cursor()
-        handle = lab.enqueue("sleep", seconds=seconds)
-        first = _first_executing(lab, cursor, {handle.id}, timeout)
-        note(state(handle.id))
-        seen: list[str | None] = [None]
-        if not procs.wait_until(lambda: seen.__setitem__(0, state(handle.id)) or
-                                seen[0] == "stuck", stuck_after + timeout, max_interval=0.1):
-            raise TimeoutError(f"the monitor never called the task stuck within "
-                               f"{stuck_after + timeout:.0f} s")
-        note(seen[0])
-        stuck_seen = time.time() - first.time
-        before = lab.status()["workers"]
-        lab.kill_worker(before.index(first.pid), signal.SIGKILL)
-        killed = time.time()
-        fresh: list[int] = []
+        with arranged(lab, workers=2, worker_type="process") as cursor:
+            handle = lab.enqueue("sleep", seconds=seconds)
+            first = _first_executing(lab, cursor, {handle.id}, timeout)
+            note(state(handle.id))
+            seen: list[str | None] = [None]
+            if not procs.wait_until(lambda: seen.__setitem__(0, state(handle.id)) or
+                                    seen[0] == "stuck", stuck_after + timeout, max_interval=0.1):
+                raise TimeoutError(f"the monitor never called the task stuck within "
+                                   f"{stuck_after + timeout:.0f} s")
+            note(seen[0])
+            stuck_seen = time.time() - first.time
+            before = lab.status()["workers"]
+            lab.kill_worker(before.index(first.pid), signal.SIGKILL)
+            killed = time.time()
+            fresh: list[int] = []
 
-        def replaced() -> bool:
-            fresh[:] = [p for p in lab.status()["workers"] if p not in before]
-            return bool(fresh)
+            def replaced() -> bool:
+                fresh[:] = [p for p in lab.status()["workers"] if p not in before]
+                return bool(fresh)
 
-        procs.wait_until(replaced, timeout, max_interval=0.1)
-        replaced_after = time.time() - killed
-        procs.wait_until(lambda: seen.__setitem__(0, state(handle.id)) or seen[0] == "lost",
-                         5.0, max_interval=0.1)
-        note(seen[0])
-        kinds = [e.kind for e in lab.events(since=cursor) if e.task_id == handle.id]
-        result = lab.result(handle)
+            procs.wait_until(replaced, timeout, max_interval=0.1)
+            replaced_after = time.time() - killed
+            procs.wait_until(lambda: seen.__setitem__(0, state(handle.id)) or seen[0] == "lost",
+                             5.0, max_interval=0.1)
+            note(seen[0])
+            kinds = [e.kind for e in lab.events(since=cursor) if e.task_id == handle.id]
+            result = lab.result(handle)
     finally:
-        lab.scale(*saved)
         if monitor is not None:
             monitor.refresh()
     return LostTaskDemo(task_id=handle.id, worker=first.worker, killed_pid=first.pid,
@@ -385,6 +380,6 @@ def lost_task(lab: Any, seconds: float = 5.0, stuck_after: float = 1.0, monitor:
                         replaced_after=replaced_after)
 
 
-def notebook_sized_lost_task(lab: Any) -> LostTaskDemo:
+def notebook_sized_lost_task(lab: Lab) -> LostTaskDemo:
     """The monitor demo notebook 08 runs: one 5 s task, stuck after 1 s, its worker killed."""
     return lost_task(lab, seconds=5.0, stuck_after=1.0)

@@ -6,9 +6,6 @@ them: without this, a figure would display as ``<Figure size 800x400 with 1 Axes
 """
 from __future__ import annotations
 
-import logging
-
-logger = logging.getLogger(__name__)
 
 
 def enable_notebook_display() -> bool:

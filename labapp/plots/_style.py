@@ -5,12 +5,9 @@ Okabe & Ito's eight colours stay distinguishable for the common colour-vision de
 """
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from matplotlib.figure import Figure
-
-logger = logging.getLogger(__name__)
 
 #: Okabe-Ito colours, by name
 OKABE_ITO = {
@@ -94,12 +91,3 @@ def tidy(ax: Any) -> None:
     ax.title.set_fontsize(FONT_SIZE + 1)
     ax.xaxis.label.set_fontsize(FONT_SIZE)
     ax.yaxis.label.set_fontsize(FONT_SIZE)
-
-
-def ms(seconds: float) -> str:
-    """Seconds as a short, human label: ``803 ms``, ``4.1 ms``, ``1.25 s``."""
-    if seconds != seconds:
-        return "n/a"
-    if seconds >= 1:
-        return f"{seconds:.2f} s"
-    return f"{seconds * 1e3:.0f} ms" if seconds >= 0.0995 else f"{seconds * 1e3:.1f} ms"

@@ -5,7 +5,6 @@ panels, so a fast bar that kept nothing never looks like the winner.
 """
 from __future__ import annotations
 
-import logging
 import textwrap
 from typing import Any
 
@@ -17,8 +16,6 @@ from labapp.plots._style import HEIGHT
 from labapp.plots._style import OKABE_ITO
 from labapp.plots._style import figure
 from labapp.plots._style import role
-
-logger = logging.getLogger(__name__)
 
 LABELS = {
     "memory": "valkey in memory",

@@ -6,7 +6,6 @@ prose that mentions a colour can print it instead of guessing.
 """
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
@@ -15,10 +14,8 @@ from matplotlib.patches import Patch
 
 from labapp.plots._style import colour_word
 from labapp.plots._style import figure
-from labapp.plots._style import ms
 from labapp.plots._style import role
-
-logger = logging.getLogger(__name__)
+from labapp.units import duration
 
 LABELS = {"hello": "empty request (/api/hello)", "inline": "inline (work in the request)",
           "queued": "queued (202 + task id)"}
@@ -41,15 +38,16 @@ def _lines(result: Any) -> list[tuple[str, str, str, str, list[float]]]:
         values = result.latencies(mode)
         if values:
             lines.append((mode, "request", LABELS.get(mode, mode),
-                          f"p50 {ms(result.p50(mode))}, p95 {ms(result.p95(mode))}", values))
+                          f"p50 {duration(result.p50(mode))}, "
+                          f"p95 {duration(result.p95(mode))}", values))
     for mode in getattr(result, "probes", []):
         values = result.probe_latencies(mode)
         if values:
             lines.append((mode, "probe", f"empty request while the {mode} requests ran",
-                          f"p50 {ms(float(np.median(values)))}", values))
+                          f"p50 {duration(float(np.median(values)))}", values))
     done = result.completion_times
     if done:
-        lines.append(("done", "done", DONE_LABEL, f"p50 {ms(float(np.median(done)))}", done))
+        lines.append(("done", "done", DONE_LABEL, f"p50 {duration(float(np.median(done)))}", done))
     return lines
 
 
@@ -88,8 +86,8 @@ def latency_table(result: Any) -> str:
     width = max(len(r["what"]) for r in rows)
     lines = [f"{'':{width}}  {'n':>5}  {'p50':>9}  {'p95':>9}  {'max':>9}"]
     for r in rows:
-        lines.append(f"{r['what']:{width}}  {r['n']:>5}  {ms(r['p50_ms'] / 1e3):>9}  "
-                     f"{ms(r['p95_ms'] / 1e3):>9}  {ms(r['max_ms'] / 1e3):>9}")
+        lines.append(f"{r['what']:{width}}  {r['n']:>5}  {duration(r['p50_ms'] / 1e3):>9}  "
+                     f"{duration(r['p95_ms'] / 1e3):>9}  {duration(r['max_ms'] / 1e3):>9}")
     return "\n".join(lines)
 
 

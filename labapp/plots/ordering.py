@@ -1,7 +1,6 @@
 """Ordering plots: enqueue order vs completion order (07), and who ran what when (06)."""
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
@@ -11,8 +10,6 @@ from matplotlib.ticker import MaxNLocator
 
 from labapp.plots._style import figure
 from labapp.plots._style import role
-
-logger = logging.getLogger(__name__)
 
 
 def plot_order(result: Any) -> Figure:

@@ -1,7 +1,6 @@
 """Queue-length plot (01): tasks waiting in the broker over time, and tasks finished."""
 from __future__ import annotations
 
-import logging
 from typing import Any, Sequence
 
 from matplotlib.figure import Figure
@@ -9,8 +8,6 @@ from matplotlib.ticker import MaxNLocator
 
 from labapp.plots._style import figure
 from labapp.plots._style import role
-
-logger = logging.getLogger(__name__)
 
 
 def plot_queue_length(samples: Any, done: Sequence[float] = (),

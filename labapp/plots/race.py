@@ -1,15 +1,12 @@
 """Race plot (08): how often B read A's output before A had written it, per strategy."""
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from matplotlib.figure import Figure
 
 from labapp.plots._style import figure
 from labapp.plots._style import role
-
-logger = logging.getLogger(__name__)
 
 LABELS = {
     "independent": "independent\n(either order)",

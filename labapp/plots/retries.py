@@ -1,7 +1,6 @@
 """Retry timeline (05): each strategy's attempts over time, failures and the waits between them."""
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from matplotlib.figure import Figure
@@ -9,8 +8,6 @@ from matplotlib.lines import Line2D
 
 from labapp.plots._style import figure
 from labapp.plots._style import role
-
-logger = logging.getLogger(__name__)
 
 HERD_HEIGHT = 0.64  # share of a row that the clients of one strategy fan out over
 
@@ -30,32 +27,9 @@ def plot_retries(result: Any) -> Figure:
     right = 0.0
     for y, name in enumerate(names):
         runs = [r for r in result.runs if r.name == name]
-        c = role(name, y)
-        step = HERD_HEIGHT / max(len(runs) - 1, 1)
-        for i, run in enumerate(runs):
-            row = y + (i - (len(runs) - 1) / 2) * step if herd else y
-            if herd:
-                _draw_client(ax, run, row, origin, c)
-            else:
-                _draw_waits(ax, run, row, origin, c)
-            for a in run.attempts:
-                failed = a.outcome != "complete"
-                ax.plot(a.start - origin, row, marker="X" if failed else "o",
-                        markersize=7 if herd else 11,
-                        color=role("error") if failed else role("complete"),
-                        markeredgecolor="black", markeredgewidth=0.5 if herd else 0.6,
-                        linestyle="none", zorder=3)
-                right = max(right, a.end - origin)
+        right = max(right, _draw_strategy(ax, runs, y, origin, role(name, y), herd))
         if herd:
-            top = y - HERD_HEIGHT / 2 - 0.08
-            for t, n in result.bursts(name):  # relative to result.origin, the same time 0
-                ax.text(t + result.origin - origin, top, f"{n}", ha="center", va="bottom",
-                        fontsize=9, fontweight="bold", color=c)
-            last = max(r.attempts[-1].end for r in runs if r.attempts) - origin
-            done = sum(r.completed for r in runs)
-            ax.text(last, y, f"   {done}/{len(runs)} complete\n   at most "
-                    f"{result.peak(name)} retries\n   in one tick", ha="left", va="center",
-                    fontsize=8.5, color="black")
+            _note_herd(ax, result, name, runs, y, origin, role(name, y))
         else:
             run = runs[0]
             last = run.attempts[-1].end - origin if run.attempts else 0.0
@@ -73,6 +47,51 @@ def plot_retries(result: Any) -> Figure:
     else:
         ax.set_title(f"a task that fails {result.fail_times}x · delays are rounded up to the "
                      f"scheduler's {result.tick:g} s tick")
+    _legend(ax, herd)
+    ax.grid(False, axis="y")
+    return fig
+
+
+def _draw_strategy(ax: Any, runs: list[Any], y: float, origin: float, c: str,
+                   herd: bool) -> float:
+    """One strategy's row: its waits (or one thin line per client) and a marker per attempt.
+
+    Returns where its last attempt ended (seconds since ``origin``), for the x range.
+    """
+    right = 0.0
+    step = HERD_HEIGHT / max(len(runs) - 1, 1)
+    for i, run in enumerate(runs):
+        row = y + (i - (len(runs) - 1) / 2) * step if herd else y
+        if herd:
+            _draw_client(ax, run, row, origin, c)
+        else:
+            _draw_waits(ax, run, row, origin, c)
+        for a in run.attempts:
+            failed = a.outcome != "complete"
+            ax.plot(a.start - origin, row, marker="X" if failed else "o",
+                    markersize=7 if herd else 11,
+                    color=role("error") if failed else role("complete"),
+                    markeredgecolor="black", markeredgewidth=0.5 if herd else 0.6,
+                    linestyle="none", zorder=3)
+            right = max(right, a.end - origin)
+    return right
+
+
+def _note_herd(ax: Any, result: Any, name: str, runs: list[Any], y: float, origin: float,
+               c: str) -> None:
+    """Above the row, the retries per scheduler tick; at its end, how many completed."""
+    top = y - HERD_HEIGHT / 2 - 0.08
+    for t, n in result.bursts(name):  # relative to result.origin, the same time 0
+        ax.text(t + result.origin - origin, top, f"{n}", ha="center", va="bottom",
+                fontsize=9, fontweight="bold", color=c)
+    last = max(r.attempts[-1].end for r in runs if r.attempts) - origin
+    done = sum(r.completed for r in runs)
+    ax.text(last, y, f"   {done}/{len(runs)} complete\n   at most "
+            f"{result.peak(name)} retries\n   in one tick", ha="left", va="center",
+            fontsize=8.5, color="black")
+
+
+def _legend(ax: Any, herd: bool) -> None:
     legend = [Line2D([], [], marker="X", color=role("error"), markeredgecolor="black",
                      linestyle="none", markersize=9, label="attempt failed"),
               Line2D([], [], marker="o", color=role("complete"), markeredgecolor="black",
@@ -83,8 +102,6 @@ def plot_retries(result: Any) -> Figure:
                   fontsize=9, frameon=False)
     else:
         ax.legend(handles=legend, loc="upper right", fontsize=9)
-    ax.grid(False, axis="y")
-    return fig
 
 
 def _draw_waits(ax: Any, run: Any, y: float, origin: float, c: str) -> None:

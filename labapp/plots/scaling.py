@@ -1,7 +1,6 @@
 """Scaling plot (06): tasks per second vs number of workers, against the ideal W/d line."""
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from matplotlib.figure import Figure
@@ -9,8 +8,6 @@ from matplotlib.figure import Figure
 from labapp.plots._style import colour
 from labapp.plots._style import figure
 from labapp.plots._style import role
-
-logger = logging.getLogger(__name__)
 
 MARKERS = ["o", "s", "^", "D"]
 SAME_D = 0.15  # ideal lines whose d differ by less than this share are drawn once

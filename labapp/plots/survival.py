@@ -1,7 +1,6 @@
 """Survival timeline (03, 07): the Flask app's answers and each worker's tasks, around kills and stops."""
 from __future__ import annotations
 
-import logging
 from typing import Any, Mapping, Sequence
 
 from matplotlib.figure import Figure
@@ -12,8 +11,6 @@ from labapp.plots._style import OKABE_ITO
 from labapp.plots._style import colour_word
 from labapp.plots._style import figure
 from labapp.plots._style import role
-
-logger = logging.getLogger(__name__)
 
 
 #: marker, role, words for the legend and for prose (see survival_key)
@@ -52,50 +49,16 @@ def plot_survival(probes: Any, events: Sequence[Any] = (),
     if not times:
         raise ValueError("plot_survival needs probes, events or marks to draw")
     origin = min(times)
-    started: dict[str, Any] = {}
-    spans: list[tuple[tuple[str, int], float, float]] = []
-    for e in sorted(events, key=lambda e: e.time):
-        if e.kind == "executing":
-            started[e.task_id] = e
-        elif e.kind in ("complete", "error") and e.task_id in started:
-            s = started.pop(e.task_id)
-            spans.append(((s.worker, s.pid), s.time - origin, e.time - s.time))
-    lost = [((s.worker, s.pid), s.time - origin) for s in started.values()]
+    spans, lost = _task_spans(events, origin)
     rows = sorted({w for w, _, _ in spans} | {w for w, _ in lost},
                   key=lambda wp: (min([t for w, t, _ in spans if w == wp]
                                       + [t for w, t in lost if w == wp]), wp))
     fig, (ax,) = figure(height=max(3.0, 1.9 + 0.45 * (len(rows) + 1)))
     y_of = {wp: i + 1 for i, wp in enumerate(rows)}
-    for i, wp in enumerate(rows):
-        mine = [(t, d) for w, t, d in spans if w == wp]
-        if mine:
-            ax.broken_barh(mine, (y_of[wp] - 0.3, 0.6), facecolor=WORKER_COLOURS[i % len(WORKER_COLOURS)],
-                           edgecolor="white", linewidth=0.8)
-    mark_times = sorted(t - origin for t in marks.values())
-    for wp, t in lost:
-        # It ran until something happened to its worker: the first mark after it started.
-        end = next((m for m in mark_times if m > t), t)
-        if end > t:
-            ax.broken_barh([(t, end - t)], (y_of[wp] - 0.3, 0.6), facecolor="white",
-                           edgecolor=role("lost"), hatch="///", linewidth=0.8)
-        ax.plot(end, y_of[wp], linestyle="none", marker=MARKERS["lost"][0], markersize=11,
-                color=role("lost"), zorder=3)
-    ok = [(p[0] - origin, p[1]) for p in probes if p[1] is not None]
-    failed = [p[0] - origin for p in probes if p[1] is None]
-    ax.plot([t for t, _ in ok], [0] * len(ok), linestyle="none",
-            marker=MARKERS["answered"][0], markersize=5, color=role("done"))
-    ax.plot(failed, [0] * len(failed), linestyle="none", marker=MARKERS["unanswered"][0],
-            markersize=7, markeredgewidth=2, color=role("error"))
+    _draw_workers(ax, y_of, spans, lost, sorted(t - origin for t in marks.values()))
+    _draw_probes(ax, probes, origin)
     right = max(times) - origin
-    # Labels of marks close together go on two levels, so they never overlap.
-    level, last = 0, None
-    for label, t in sorted(marks.items(), key=lambda kv: kv[1]):
-        x = t - origin
-        level = 1 - level if last is not None and x - last < 0.3 * (right + 0.1) else 0
-        last = x
-        ax.axvline(x, color=role("ideal"), linestyle=":", linewidth=1.5)
-        ax.text(x, -0.75 - 0.5 * level, f" {label}", ha="left", va="center", fontsize=8.5,
-                color="#444444")
+    _draw_marks(ax, marks, origin, right)
     web_pids = list(dict.fromkeys(p[2] for p in probes if p[1] is not None))
     web_label = "Flask /api/hello" + (f"\n(pid {' → '.join(map(str, web_pids))})"
                                       if web_pids else "")
@@ -105,6 +68,70 @@ def plot_survival(probes: Any, events: Sequence[Any] = (),
     ax.set_xlim(-0.05, right * 1.03 + 0.1)
     ax.set_xlabel("seconds")
     ax.set_title("who kept working: the Flask app's answers and each worker's tasks")
+    _legend(ax, bool(lost))
+    ax.grid(False, axis="y")
+    return fig
+
+
+_Worker = tuple[str, int]  # (worker name, pid): one row of the plot
+
+
+def _task_spans(events: Sequence[Any], origin: float
+                ) -> tuple[list[tuple[_Worker, float, float]], list[tuple[_Worker, float]]]:
+    """``(worker, start, duration)`` per finished task, ``(worker, start)`` per lost one."""
+    started: dict[str, Any] = {}
+    spans: list[tuple[_Worker, float, float]] = []
+    for e in sorted(events, key=lambda e: e.time):
+        if e.kind == "executing":
+            started[e.task_id] = e
+        elif e.kind in ("complete", "error") and e.task_id in started:
+            s = started.pop(e.task_id)
+            spans.append(((s.worker, s.pid), s.time - origin, e.time - s.time))
+    return spans, [((s.worker, s.pid), s.time - origin) for s in started.values()]
+
+
+def _draw_workers(ax: Any, y_of: dict[_Worker, int], spans: list[tuple[_Worker, float, float]],
+                  lost: list[tuple[_Worker, float]], mark_times: list[float]) -> None:
+    """A coloured bar per finished task on its worker's row; a hatched bar and an X per lost one."""
+    for i, wp in enumerate(y_of):
+        mine = [(t, d) for w, t, d in spans if w == wp]
+        if mine:
+            ax.broken_barh(mine, (y_of[wp] - 0.3, 0.6),
+                           facecolor=WORKER_COLOURS[i % len(WORKER_COLOURS)],
+                           edgecolor="white", linewidth=0.8)
+    for wp, t in lost:
+        # It ran until something happened to its worker: the first mark after it started.
+        end = next((m for m in mark_times if m > t), t)
+        if end > t:
+            ax.broken_barh([(t, end - t)], (y_of[wp] - 0.3, 0.6), facecolor="white",
+                           edgecolor=role("lost"), hatch="///", linewidth=0.8)
+        ax.plot(end, y_of[wp], linestyle="none", marker=MARKERS["lost"][0], markersize=11,
+                color=role("lost"), zorder=3)
+
+
+def _draw_probes(ax: Any, probes: Sequence[Any], origin: float) -> None:
+    """The top row: a dot per answered ``/api/hello``, a cross per unanswered one."""
+    ok = [(p[0] - origin, p[1]) for p in probes if p[1] is not None]
+    failed = [p[0] - origin for p in probes if p[1] is None]
+    ax.plot([t for t, _ in ok], [0] * len(ok), linestyle="none",
+            marker=MARKERS["answered"][0], markersize=5, color=role("done"))
+    ax.plot(failed, [0] * len(failed), linestyle="none", marker=MARKERS["unanswered"][0],
+            markersize=7, markeredgewidth=2, color=role("error"))
+
+
+def _draw_marks(ax: Any, marks: Mapping[str, float], origin: float, right: float) -> None:
+    """A dotted line and a label per mark; labels of marks close together on two levels."""
+    level, last = 0, None
+    for label, t in sorted(marks.items(), key=lambda kv: kv[1]):
+        x = t - origin
+        level = 1 - level if last is not None and x - last < 0.3 * (right + 0.1) else 0
+        last = x
+        ax.axvline(x, color=role("ideal"), linestyle=":", linewidth=1.5)
+        ax.text(x, -0.75 - 0.5 * level, f" {label}", ha="left", va="center", fontsize=8.5,
+                color="#444444")
+
+
+def _legend(ax: Any, lost: bool) -> None:
     handles = [Line2D([], [], marker=MARKERS[k][0], color=role(MARKERS[k][1]), linestyle="none",
                       markeredgewidth=2 if k == "unanswered" else 1, label=MARKERS[k][3])
                for k in ("answered", "unanswered")]
@@ -114,5 +141,3 @@ def plot_survival(probes: Any, events: Sequence[Any] = (),
                               linestyle="none", label=MARKERS["lost"][3]))
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2,
               fontsize=8.5, frameon=False)
-    ax.grid(False, axis="y")
-    return fig

@@ -1,7 +1,6 @@
 """Tools plots (04): Huey, RQ and Celery side by side; Flask's after-response hooks."""
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
@@ -12,8 +11,6 @@ from matplotlib.patches import Patch
 from labapp.plots._style import colour
 from labapp.plots._style import figure
 from labapp.plots._style import role
-
-logger = logging.getLogger(__name__)
 
 
 def _bars(ax: Any, x: list[int], names: list[str], values: list[float], colours: list[str],

@@ -1,7 +1,6 @@
 """Worker-loss timeline (08): each task's wait and run, around a SIGKILL and a graceful restart."""
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from matplotlib.figure import Figure
@@ -14,8 +13,6 @@ from labapp.plots._style import OKABE_ITO
 from labapp.plots._style import WIDTH
 from labapp.plots._style import role
 from labapp.plots._style import tidy
-
-logger = logging.getLogger(__name__)
 
 WAIT_COLOUR = "#aaaaaa"
 LABEL_BOX = {"boxstyle": "square,pad=0.15", "facecolor": "white", "edgecolor": "none"}

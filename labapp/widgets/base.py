@@ -10,6 +10,7 @@ from typing import Any, Callable, TYPE_CHECKING
 import ipywidgets as w
 import redis
 
+from labapp import events
 from labapp import tasks
 from labapp.config import ConfigError
 from labapp.stack import LabError
@@ -95,7 +96,8 @@ def _watch_stop(lab: Lab, listeners: list[weakref.WeakMethod]) -> None:
     conn = None
     try:
         conn = redis.Redis.from_url(lab.redis_url, socket_timeout=STOP_POLL + 5)
-        never = f"lab.{lab.name}.widgets.stop-watch"  # a key nobody writes: BLPOP just waits
+        # a key nobody writes: BLPOP just waits
+        never = events.key(lab.name, "widgets", "stop-watch")
         while lab in running_labs():
             try:
                 conn.blpop([never], timeout=STOP_POLL)

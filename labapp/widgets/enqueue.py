@@ -14,6 +14,7 @@ from traitlets import TraitError
 from labapp import events
 from labapp import tasks
 from labapp.stack import running_labs
+from labapp.units import duration
 from labapp.widgets.base import CSS
 from labapp.widgets.base import EXPECTED_ERRORS
 from labapp.widgets.base import LabStopped
@@ -35,10 +36,6 @@ TIMELINE_STEPS = 9       # steps shown per task before the middle is elided
 LOST_CHECK = 1.0         # seconds of quiet after which the panel looks for dead workers
 FINAL = {"complete", "error", "revoked", "expired", "canceled", "interrupted", "locked",
          "lost"}
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 class _Tracked:
@@ -81,7 +78,8 @@ class _Tracked:
         if not self.steps:
             return "pending"
         start = self.steps[0][1]
-        parts = [self.steps[0][0]] + [f"{kind} +{_ms(t - start)}" for kind, t in self.steps[1:]]
+        parts = [self.steps[0][0]] + [f"{kind} +{duration(t - start, fine=False)}"
+                                      for kind, t in self.steps[1:]]
         if len(parts) > TIMELINE_STEPS:  # a long retry story: its start and its end
             hidden = len(parts) - TIMELINE_STEPS + 1
             parts = [*parts[:2], f"({hidden} more)", *parts[-(TIMELINE_STEPS - 3):]]

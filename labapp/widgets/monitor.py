@@ -130,7 +130,8 @@ class Monitor(LabWidget):
         """Read the numbers now, redraw, and return them (the same as ``/api/stats``)."""
         snap = stats.snapshot(self._view, stuck_after=self.stuck_after)
         conn = self._view.storage.conn
-        snap["workers"] = sorted((k.decode() for k in conn.hkeys(f"lab.{self.lab.name}.workers")),
+        workers = conn.hkeys(events.key(self.lab.name, "workers"))
+        snap["workers"] = sorted((k.decode() for k in workers),
                                  key=lambda n: int(n.rsplit("-", 1)[-1]) if n[-1].isdigit() else 0)
         self.snapshot = snap
         self.updates += 1
