@@ -66,7 +66,7 @@ def test_call_passes_results_and_turns_errors_into_hints():
 
 
 class _Lab:
-    """Just what load_module and scaled use of a Lab."""
+    """Just what load_module uses of a Lab."""
 
     def __init__(self, load=None, workers=2, worker_type="thread"):
         self._load = load
@@ -114,23 +114,6 @@ def test_require_task():
         "@huey.task() so calling it enqueues a job")
 
 
-def test_scaled_changes_only_what_differs_and_restores():
-    lab = _Lab(workers=2, worker_type="thread")
-    with common.scaled(lab, 2):
-        pass
-    assert lab.scaled == []
-    lab = _Lab(workers=1, worker_type="process")
-    with pytest.raises(RuntimeError):
-        with common.scaled(lab, 3):
-            assert (lab.config.workers, lab.config.worker_type) == (3, "thread")
-            raise RuntimeError("the body failed")
-    assert lab.scaled == [(3, "thread"), (1, "process")]
-    lab = _Lab(workers=2, worker_type="process")  # same count, other type: still rescaled
-    with common.scaled(lab, 2):
-        pass
-    assert lab.scaled == [(2, "thread"), (2, "process")]
-
-
 def _ev(task_id, kind, detail=""):
     return types.SimpleNamespace(task_id=task_id, kind=kind, detail=detail)
 
@@ -152,7 +135,16 @@ def test_failure_hint():
     assert common.failure_hint("") == "unknown error"
 
 
-def test_token_and_ms():
+def test_token():
     a, b = common.token(), common.token()
     assert len(a) == 8 and int(a, 16) >= 0 and a != b
-    assert common.ms(0.0126) == "13 ms" and common.ms(2) == "2000 ms"
+
+
+@pytest.mark.parametrize("seconds, fine, text", [
+    (0.0126, True, "12.6 ms"), (0.0126, False, "13 ms"), (0.0994, True, "99.4 ms"),
+    (0.0995, True, "100 ms"), (0.803, True, "803 ms"), (0.9994, True, "999 ms"),
+    (0.9995, True, "1.00 s"), (2, True, "2.00 s"), (1.256, False, "1.26 s"),
+    (float("nan"), True, "n/a")])
+def test_one_duration_format(seconds, fine, text):
+    from labapp.units import duration
+    assert duration(seconds, fine=fine) == text
