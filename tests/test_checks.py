@@ -236,6 +236,10 @@ def test_a_check_draws_a_new_scenario_each_run(lab_dir):
     assert [t["backlog_s"] for t in first] != [t["backlog_s"] for t in second]
 
 
+# Other right answers of the longer checks (> ~5 s each) run with the slow tests.
+LONG = {"ex04_survive_deploy", "ex05_retries", "ex06_scaling"}
+
+
 @pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow)
                                   if header(p)["exercise"] in LONG else p for p in RIGHT],
                          ids=lambda p: p.stem)
