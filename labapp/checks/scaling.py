@@ -25,14 +25,16 @@ LIVE_SECONDS = (0.1, 0.2, 0.25)                      # ... and the one that is m
 PAPER_SCENARIOS = 6
 
 
-def _scenario(rand: Any, durations: tuple[float, ...], low: float, high: float) -> tuple[float, float]:
+def _scenario(rand: Any, durations: tuple[float, ...], low: float, high: float,
+              fracs: tuple[float, float] = (0.2, 0.8)) -> tuple[float, float]:
     """A (rate, seconds) load whose work in flight (rate × seconds) lies in [low, high] and
-    is at least 0.2 away from a whole number, so "just enough" and "one too few" differ."""
+    whose fraction lies in ``fracs`` (at least 0.2 away from a whole number), so "just
+    enough" and "one too few" differ."""
     while True:
         seconds = rand.choice(durations)
         rate = round(rand.uniform(low, high) / seconds, 1)
         frac = (rate * seconds) % 1
-        if low <= rate * seconds <= high and 0.2 <= frac <= 0.8:
+        if low <= rate * seconds <= high and fracs[0] <= frac <= fracs[1]:
             return rate, seconds
 
 
@@ -68,7 +70,11 @@ def check_scaling(lab: Lab, workers_needed: Any = None) -> tuple[str, dict[str, 
     """
     fn = require_function("workers_needed", workers_needed, EXERCISES["ex06_scaling"].usage)
     rand = draw()
-    paper = [_scenario(rand, JOB_SECONDS, 1.2, 15.8) for _ in range(PAPER_SCENARIOS)]
+    # One load just above a whole number and one just below, so rounding to the nearest
+    # count (instead of up) always meets a load it gets wrong.
+    paper = [_scenario(rand, JOB_SECONDS, 1.2, 15.8, (0.2, 0.45)),
+             _scenario(rand, JOB_SECONDS, 1.2, 15.8, (0.55, 0.8))]
+    paper += [_scenario(rand, JOB_SECONDS, 1.2, 15.8) for _ in range(PAPER_SCENARIOS - 2)]
     live = _scenario(rand, LIVE_SECONDS, 1.2, 3.6)
     answers: list[dict[str, Any]] = []
     details: dict[str, Any] = {"scenarios": answers}

@@ -1,6 +1,6 @@
 # exercise: ex06_scaling
 # mistake: one worker per job arriving each second, ignoring how long a job takes
-# expect: fewer workers would too
+# expect: fewer workers would too | fewer than the
 import math
 
 
