@@ -33,6 +33,7 @@ from labapp import procs
 from labapp.experiments._common import Progress
 from labapp.experiments._common import check_range
 from labapp.experiments._common import percentile
+from labapp.experiments._control import arranged
 from labapp.experiments._control import require_running
 from labapp.experiments._control import settle
 
@@ -536,8 +537,9 @@ def notebook_sized_where(lab: Lab) -> WhereResult:
 
 
 def notebook_sized_kill(lab: Lab) -> KillResult:
-    """03's kill: 6 tasks of 0.5 s on the lab's process workers."""
-    return worker_killed(lab, tasks=6, seconds=0.5)
+    """03's kill: 6 tasks of 0.5 s on 2 process workers (notebook 03 starts its lab so)."""
+    with arranged(lab, workers=2, worker_type="process"):
+        return worker_killed(lab, tasks=6, seconds=0.5)
 
 
 def notebook_sized_stop(lab: Lab) -> StopResult:
